@@ -1,0 +1,1 @@
+//! The system resource tracker daemon: CPU and memory of selected processes from /proc to CSV.

@@ -1,0 +1,1 @@
+//! Cross-crate integration, multi-process stress and crash tests, and the load generator.
