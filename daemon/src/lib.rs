@@ -1,0 +1,30 @@
+//! What both daemons (`perf-drainer` and the system resource tracker) need, written once:
+//!
+//! - [`logging`]: a [`log`] backend that writes one line per record to stderr, with the
+//!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
+//! - [`notify`]: systemd `READY=1`, `STOPPING=1` and watchdog pings, no-ops outside systemd;
+//! - [`shutdown`]: SIGTERM/SIGINT as a flag plus an interruptible sleep; a second signal
+//!   forces the exit.
+//!
+//! A daemon's main loop looks like this:
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! perf_daemon::logging::init(log::LevelFilter::Info).unwrap();
+//! let shutdown = perf_daemon::shutdown::Shutdown::install().unwrap();
+//! let mut watchdog = perf_daemon::notify::Watchdog::from_env();
+//! perf_daemon::notify::ready();
+//! let mut next = Instant::now();
+//! loop {
+//!     // ... one round of work ...
+//!     next += Duration::from_secs(10);
+//!     if watchdog.sleep_until(&shutdown, next) {
+//!         break;
+//!     }
+//! }
+//! perf_daemon::notify::stopping();
+//! ```
+
+pub mod logging;
+pub mod notify;
+pub mod shutdown;
