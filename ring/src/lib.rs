@@ -1,1 +1,45 @@
-pub fn placeholder() {}
+//! The shared-memory ring between instrumented processes and `perf-drainer`.
+//!
+//! One ring file per producer process lives in a ring directory (by default
+//! `/dev/shm/performance_metrics/`). Its layout is in `FORMAT.md` and [`format`]; the
+//! lock-free protocol in [`core`] (module docs); the two ends in [`ProducerRing`] and
+//! [`ConsumerRing`]. No CSV and no policy live here.
+//!
+//! ```
+//! use perf_ring::{ConsumerRing, ProducerRing, Record};
+//! let dir = tempfile::tempdir().unwrap();
+//! let ring = ProducerRing::create(dir.path(), "svc", &["ANALYZING_PROTOCOL"], 1024).unwrap();
+//! ring.push(&Record { start_ns: 1, duration_ns: 2, state: 0, tid: 3 }).unwrap();
+//!
+//! let mut consumer = ConsumerRing::open(ring.path()).unwrap();
+//! let mut out = Vec::new();
+//! consumer.read_batch(&mut out, 64).unwrap();
+//! assert_eq!(out[0].duration_ns, 2);
+//! assert_eq!(consumer.info().states[out[0].state as usize], "ANALYZING_PROTOCOL");
+//! ```
+
+pub mod core;
+mod error;
+pub mod format;
+mod sync;
+
+#[cfg(not(loom))]
+mod consumer;
+#[cfg(not(loom))]
+mod mapping;
+#[cfg(not(loom))]
+mod producer;
+#[cfg(not(loom))]
+mod sigbus;
+
+pub use crate::core::{Control, Counters, PushError, RingView, Slot};
+pub use error::RingError;
+pub use format::{
+    file_size, validate, Record, RingInfo, HEADER_SIZE, MAGIC, MAX_CAPACITY, MAX_STATES, SLOT_SIZE,
+    VERSION,
+};
+
+#[cfg(not(loom))]
+pub use consumer::ConsumerRing;
+#[cfg(not(loom))]
+pub use producer::ProducerRing;

@@ -1,0 +1,190 @@
+//! The consumer's side: open a ring someone else wrote, read it, release it.
+//!
+//! Everything in the file is untrusted. The header is copied out with `pread` and
+//! validated before anything is mapped; afterwards only the validated copy is used, and
+//! the mapping is read only through atomics (`RingView`), with every index masked. A file
+//! truncated under the mapping is survived through [`crate::sigbus`].
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::core::Counters;
+use crate::mapping::{open_existing, Mapped};
+use crate::sigbus::{self, Guard};
+use crate::{Record, RingError, RingInfo};
+
+/// A ring opened by its (single) consumer.
+///
+/// ```
+/// use perf_ring::{ConsumerRing, ProducerRing, Record};
+/// let dir = tempfile::tempdir().unwrap();
+/// let producer = ProducerRing::create(dir.path(), "doc", &["CALIBRATING"], 8).unwrap();
+/// producer.push(&Record { start_ns: 5, duration_ns: 6, state: 0, tid: 1 }).unwrap();
+///
+/// let mut consumer = ConsumerRing::open(producer.path()).unwrap();
+/// assert!(consumer.producer_alive());
+/// let mut batch = Vec::new();
+/// assert_eq!(consumer.read_batch(&mut batch, 100).unwrap(), 1);
+/// consumer.release(consumer.read_pos()); // after the records are stored durably
+/// assert_eq!(consumer.counters().unwrap().released, 1);
+/// ```
+#[derive(Debug)]
+pub struct ConsumerRing {
+    // Field order matters: the guard deregisters before the mapping is unmapped.
+    guard: Guard,
+    mapped: Mapped,
+    file: File,
+    path: PathBuf,
+    info: RingInfo,
+    owner_uid: u32,
+    inode: (u64, u64),
+    read_pos: u64,
+}
+
+impl ConsumerRing {
+    /// Opens and validates the ring at `path`.
+    ///
+    /// Refuses symlinks, FIFOs (opened non-blocking, so one cannot hang us), devices and
+    /// directories with [`RingError::NotRegularFile`], and any content that is not a valid
+    /// ring with the matching [`RingError`].
+    pub fn open(path: &Path) -> Result<ConsumerRing, RingError> {
+        let (file, meta, info) = open_existing(path)?;
+        let mapped = Mapped::map(&file, path, info.capacity)?;
+        let guard = sigbus::register(mapped.addr(), mapped.len())?;
+        let mut ring = ConsumerRing {
+            guard,
+            mapped,
+            file,
+            path: path.to_path_buf(),
+            info,
+            owner_uid: meta.uid(),
+            inode: (meta.dev(), meta.ino()),
+            read_pos: 0,
+        };
+        ring.read_pos = ring.mapped.view().released();
+        ring.check()?;
+        Ok(ring)
+    }
+
+    fn check(&self) -> Result<(), RingError> {
+        if self.guard.hit() {
+            Err(RingError::Vanished)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The validated header.
+    pub fn info(&self) -> &RingInfo {
+        &self.info
+    }
+
+    /// Path the ring was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Uid owning the file (the drainer checks it against the users it accepts).
+    pub fn owner_uid(&self) -> u32 {
+        self.owner_uid
+    }
+
+    /// Whether a producer still holds the ring's lock. Locks die with their process, so a
+    /// reused pid cannot fool this. Once it says `false` it keeps the lock, so the answer
+    /// stays `false`.
+    pub fn producer_alive(&self) -> bool {
+        // SAFETY: the descriptor is owned by `self.file` and open for the whole call.
+        let rc = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        rc != 0
+    }
+
+    /// Position of the next record to read.
+    pub fn read_pos(&self) -> u64 {
+        self.read_pos
+    }
+
+    /// Moves the read cursor, e.g. to a checkpointed position after a restart. Only
+    /// positions between the released one and a full ring ahead of it are accepted.
+    pub fn seek(&mut self, pos: u64) -> Result<(), RingError> {
+        let released = self.mapped.view().released();
+        self.check()?;
+        if pos < released || pos - released > self.info.capacity {
+            return Err(RingError::BadPosition {
+                pos,
+                released,
+                capacity: self.info.capacity,
+            });
+        }
+        self.read_pos = pos;
+        Ok(())
+    }
+
+    /// Copies up to `max` published records, in order, onto the end of `out` and advances
+    /// the read cursor past them. Returns how many were added. Nothing is released.
+    ///
+    /// If the file was truncated under us, nothing of this batch is kept and
+    /// [`RingError::Vanished`] is returned.
+    pub fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<usize, RingError> {
+        let view = self.mapped.view();
+        let before = out.len();
+        let mut pos = self.read_pos;
+        while out.len() - before < max {
+            match view.read(pos) {
+                Some(record) => out.push(record),
+                None => break,
+            }
+            pos += 1;
+        }
+        if let Err(e) = self.check() {
+            out.truncate(before);
+            return Err(e);
+        }
+        self.read_pos = pos;
+        Ok(out.len() - before)
+    }
+
+    /// For a ring whose producer is dead: skips positions that were claimed but never
+    /// published (the writer died between claim and publish), up to the next published
+    /// record or the claimed end. Returns how many were skipped. Never call it while the
+    /// producer lives: a slow writer's record would be lost.
+    pub fn skip_unpublished(&mut self) -> Result<u64, RingError> {
+        let view = self.mapped.view();
+        let counters = view.counters();
+        // The claimed count is untrusted: never look further than one ring ahead.
+        let end = counters
+            .claimed
+            .min(self.read_pos.saturating_add(self.info.capacity));
+        let mut skipped = 0;
+        while self.read_pos < end && view.read(self.read_pos).is_none() {
+            self.read_pos += 1;
+            skipped += 1;
+        }
+        self.check()?;
+        Ok(skipped)
+    }
+
+    /// Lets producers reuse every slot below `pos` (at most the read cursor). Call it only
+    /// once the records read are safe elsewhere.
+    pub fn release(&mut self, pos: u64) {
+        self.mapped.view().release(pos.min(self.read_pos));
+    }
+
+    /// The ring's counters right now (claims, not facts: they come from shared memory).
+    pub fn counters(&self) -> Result<Counters, RingError> {
+        let c = self.mapped.view().counters();
+        self.check()?;
+        Ok(c)
+    }
+
+    /// Removes the ring file, if the path still names the file we opened.
+    pub fn remove(self) -> Result<(), RingError> {
+        let meta = std::fs::symlink_metadata(&self.path)
+            .map_err(|e| RingError::io("cannot stat", &self.path, e))?;
+        if (meta.dev(), meta.ino()) != self.inode {
+            return Err(RingError::NotRegularFile);
+        }
+        std::fs::remove_file(&self.path).map_err(|e| RingError::io("cannot remove", &self.path, e))
+    }
+}

@@ -1,0 +1,194 @@
+//! The producer's side: create a ring file and write records into it.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::core::{Counters, PushError};
+use crate::format::{build_header, file_size, HeaderFixed, MAGIC};
+use crate::mapping::Mapped;
+use crate::{Record, RingError, RingInfo};
+
+/// A ring this process created and writes into.
+///
+/// Creating it takes a shared `flock` on the file that lives as long as this value (and
+/// dies with the process), which is how the drainer tells a live producer from a dead one.
+/// Dropping it unmaps and unlocks but leaves the file: the drainer drains it and then
+/// removes it.
+///
+/// ```
+/// use perf_ring::{ProducerRing, Record};
+/// let dir = tempfile::tempdir().unwrap();
+/// let ring = ProducerRing::create(dir.path(), "doc-service", &["CALIBRATING"], 64).unwrap();
+/// ring.push(&Record { start_ns: 1, duration_ns: 2, state: 0, tid: 3 }).unwrap();
+/// assert_eq!(ring.counters().claimed, 1);
+/// ```
+#[derive(Debug)]
+pub struct ProducerRing {
+    mapped: Mapped,
+    info: RingInfo,
+    path: PathBuf,
+    /// Holds the liveness lock; closed after the mapping is dropped.
+    file: File,
+}
+
+impl ProducerRing {
+    /// Creates a ring in `dir` for `service` with the given state-name table and capacity
+    /// (a power of two, at most [`crate::MAX_CAPACITY`]).
+    ///
+    /// The file is built under a hidden temporary name (mode 0600, `O_EXCL`, not following
+    /// symlinks), fully initialised with the magic stored last, and then renamed to
+    /// `<service>-<pid>-<ring id>.ring`, so the drainer never sees a half-made ring. Its
+    /// pages are allocated up front, so a full `/dev/shm` is an error here rather than a
+    /// SIGBUS on a later write.
+    pub fn create(
+        dir: &Path,
+        service: &str,
+        states: &[&str],
+        capacity: u64,
+    ) -> Result<ProducerRing, RingError> {
+        let pid = std::process::id();
+        let ring_id = random_id().map_err(|e| RingError::io("cannot get random id for", dir, e))?;
+        let created_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let header = build_header(service, states, capacity, pid, ring_id, created_ns)?;
+        let name = format!("{service}-{pid}-{ring_id:016x}.ring");
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| RingError::io("cannot create", &tmp, e))?;
+        let built = Self::init(file, &tmp, &header).and_then(|(file, mapped)| {
+            std::fs::rename(&tmp, &path).map_err(|e| RingError::io("cannot publish", &path, e))?;
+            Ok((file, mapped))
+        });
+        let (file, mapped) = match built {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let info = RingInfo {
+            service: service.to_owned(),
+            creator_pid: pid,
+            ring_id,
+            capacity,
+            created_ns,
+            states: states.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        Ok(ProducerRing {
+            mapped,
+            info,
+            path,
+            file,
+        })
+    }
+
+    /// Joins an existing ring as one more producer process (the file must be a valid
+    /// ring). Takes the shared liveness lock like the creator, so the drainer sees the ring
+    /// as alive while any of its producers lives.
+    pub fn attach(path: &Path) -> Result<ProducerRing, RingError> {
+        let (file, _meta, info) = crate::mapping::open_existing(path)?;
+        lock_shared(&file, path)?;
+        let mapped = Mapped::map(&file, path, info.capacity)?;
+        Ok(ProducerRing {
+            mapped,
+            info,
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn init(file: File, tmp: &Path, header: &HeaderFixed) -> Result<(File, Mapped), RingError> {
+        lock_shared(&file, tmp)?;
+        let fd = file.as_raw_fd();
+        let size = file_size(header.capacity);
+        let len = libc::off_t::try_from(size).map_err(|_| RingError::BadCapacity {
+            found: header.capacity,
+        })?;
+        // SAFETY: `fd` is open for writing; posix_fallocate only changes the file's size and
+        // allocation.
+        let rc = unsafe { libc::posix_fallocate(fd, 0, len) };
+        if rc != 0 {
+            return Err(RingError::io(
+                "cannot allocate",
+                tmp,
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
+        let mapped = Mapped::map(&file, tmp, header.capacity)?;
+        let base = mapped.addr() as *mut u8;
+        let bytes = bytemuck::bytes_of(header);
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, larger than `HeaderFixed`;
+        // nobody else can have it yet (fresh O_EXCL file under a hidden name, not yet
+        // renamed), so writing it non-atomically races with no one. The magic (first 8
+        // bytes) is skipped and stored last below.
+        let dest = unsafe { std::slice::from_raw_parts_mut(base, bytes.len()) };
+        dest[8..].copy_from_slice(&bytes[8..]);
+        // The magic is not part of the modelled protocol, so it uses std's atomic directly.
+        // SAFETY: the base of a mapping is page-aligned, so aligned for u64, and lives as
+        // long as `mapped`; the reference does not escape this statement.
+        let magic = unsafe { std::sync::atomic::AtomicU64::from_ptr(base as *mut u64) };
+        // SYNC POINT: pairs with the consumer's validation, which reads the magic first.
+        magic.store(MAGIC, std::sync::atomic::Ordering::Release);
+        Ok((file, mapped))
+    }
+
+    /// Claims a slot, writes `record` and publishes it. Never blocks; when the ring is full
+    /// the record is dropped and counted in the ring's header.
+    #[inline]
+    pub fn push(&self, record: &Record) -> Result<u64, PushError> {
+        self.mapped.view().push(record)
+    }
+
+    /// What this ring says about itself.
+    pub fn info(&self) -> &RingInfo {
+        &self.info
+    }
+
+    /// Path of the ring file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ring's counters right now.
+    pub fn counters(&self) -> Counters {
+        self.mapped.view().counters()
+    }
+
+    /// The descriptor holding the liveness lock (for callers that must close it in a forked
+    /// child, where the inherited lock would otherwise keep a dead parent's ring "alive").
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.file.as_fd()
+    }
+}
+
+/// Takes the shared liveness lock (never blocks: only a consumer that found the producer
+/// dead holds it exclusively, and then the ring is finished).
+fn lock_shared(file: &File, path: &Path) -> Result<(), RingError> {
+    // SAFETY: the descriptor is owned by `file` and open for the whole call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
+        return Err(RingError::io(
+            "cannot lock",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+fn random_id() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
