@@ -68,6 +68,7 @@ pub enum RingError {
 }
 
 impl RingError {
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn io(what: &'static str, path: &std::path::Path, source: io::Error) -> Self {
         RingError::Io {
             what,
