@@ -1,1 +1,17 @@
 //! The system resource tracker daemon: CPU and memory of selected processes from /proc to CSV.
+//!
+//! A drop-in replacement for the Python `system_resource_tracker`: the same environment
+//! variables, defaults and validation ([`config`]), the same command-line formatting
+//! ([`cmdline`]) and glob semantics ([`fnmatch`]), the same file and bytes
+//! (`system_resource_data` through `perf-table`), without its faults: a process that exits
+//! mid-sample is skipped ([`proc`]), samples run at a fixed rate ([`schedule`]), and storage
+//! trouble is retried rather than fatal ([`storage`]). The binary `system-resource-tracker`
+//! wires these together with `perf-daemon` (logging, systemd notify, signals).
+
+pub mod cmdline;
+pub mod config;
+pub mod fnmatch;
+pub mod proc;
+pub mod sample;
+pub mod schedule;
+pub mod storage;

@@ -1,0 +1,408 @@
+//! Configuration: the Python tracker's environment variables, defaults and validation, with
+//! command-line flags that override them.
+//!
+//! Values are taken as raw strings by clap and validated here, so a bad value gives one
+//! line naming where it came from (the variable, or the flag if given on the command line)
+//! and the value, and the binary exits with status 1 as the Python tracker did, instead of
+//! clap's multi-line usage error and status 2.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use log::LevelFilter;
+
+use crate::fnmatch::Pattern;
+
+/// `true`/`false`, any case; default false.
+pub const ENABLED_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_ENABLED";
+/// Comma-separated fnmatch globs; default `/opt/opentrons*,python3*`.
+pub const PROCESS_FILTERS_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_PROCESS_FILTERS";
+/// Seconds between samples, ≥ 1.0; default 10.
+pub const REFRESH_INTERVAL_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_REFRESH_INTERVAL";
+/// Absolute directory for the CSV files; default `/data/performance_metrics_data/`.
+pub const STORAGE_DIR_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_STORAGE_DIR";
+/// Python level name; default INFO.
+pub const LOGGING_LEVEL_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_LOGGING_LEVEL";
+
+/// The Python tracker's default filters.
+pub const DEFAULT_PROCESS_FILTERS: &[&str] = &["/opt/opentrons*", "python3*"];
+/// The Python tracker's default interval, in seconds.
+pub const DEFAULT_REFRESH_INTERVAL: f64 = 10.0;
+/// The Python tracker's default storage directory.
+pub const DEFAULT_STORAGE_DIR: &str = "/data/performance_metrics_data/";
+/// The Python tracker's default logging level.
+pub const DEFAULT_LOGGING_LEVEL: &str = "INFO";
+
+/// Command line of `system-resource-tracker`. Every setting falls back to its environment
+/// variable, then to the Python tracker's default.
+#[derive(Debug, Parser)]
+#[command(
+    name = "system-resource-tracker",
+    version,
+    about = "Samples CPU and memory of selected processes from /proc into system_resource_data.",
+    long_about = "Samples CPU and memory of selected processes from /proc into \
+                  system_resource_data (CSV) at a fixed rate. A drop-in replacement for the \
+                  Python system resource tracker: same variables, defaults and files. Flags \
+                  override the environment."
+)]
+pub struct Cli {
+    /// Track at all: `true` or `false` (any case) [default: false]
+    #[arg(long, env = ENABLED_VAR, value_name = "true|false")]
+    pub enabled: Option<OsString>,
+
+    /// Comma-separated fnmatch globs matched against each command line (arguments joined
+    /// by spaces); blanks are dropped, at least one is needed [default: /opt/opentrons*,python3*]
+    #[arg(long, env = PROCESS_FILTERS_VAR, value_name = "GLOBS")]
+    pub process_filters: Option<OsString>,
+
+    /// Seconds between samples, a number >= 1.0 [default: 10]
+    #[arg(long, env = REFRESH_INTERVAL_VAR, value_name = "SECONDS")]
+    pub refresh_interval: Option<OsString>,
+
+    /// Absolute path of the directory for the CSV files [default: /data/performance_metrics_data/]
+    #[arg(long, env = STORAGE_DIR_VAR, value_name = "DIR")]
+    pub storage_dir: Option<OsString>,
+
+    /// Python logging level name: DEBUG, INFO, WARNING, ERROR, CRITICAL (any case) [default: INFO]
+    #[arg(long, env = LOGGING_LEVEL_VAR, value_name = "LEVEL")]
+    pub logging_level: Option<OsString>,
+
+    /// Take one sample, write it and exit (for scripts and tests); no systemd notifications
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// An invalid setting: which variable (or flag) and what value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not `true`/`false`.
+    #[error("{name} must be 'true' or 'false' (any case), got {value:?}")]
+    Enabled { name: String, value: String },
+    /// No glob left after dropping blanks.
+    #[error("{name} must be a comma-separated list of at least one process glob, got {value:?}")]
+    ProcessFilters { name: String, value: String },
+    /// Not a number.
+    #[error("{name} must be a number of seconds, got {value:?}")]
+    RefreshIntervalNotANumber { name: String, value: String },
+    /// Below 1.0 (or NaN, which Python let through and then failed on).
+    #[error("{name} must be greater than or equal to 1.0, got {value:?}")]
+    RefreshIntervalTooShort { name: String, value: String },
+    /// Infinite or too large to sleep for.
+    #[error("{name} must be a finite number of seconds, got {value:?}")]
+    RefreshIntervalTooLong { name: String, value: String },
+    /// Relative path.
+    #[error("{name} must be an absolute path to a directory, got {value:?}")]
+    StorageDir { name: String, value: String },
+    /// Unknown level name.
+    #[error(
+        "{name} must be one of CRITICAL, FATAL, ERROR, WARNING, WARN, INFO, DEBUG, NOTSET (any case), got {value:?}"
+    )]
+    LoggingLevel { name: String, value: String },
+}
+
+/// Why the command line did not yield a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Usage error, `--help` or `--version`: clap prints it and picks the exit status.
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// A setting is invalid: print the line, exit 1.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Whether to sample at all.
+    pub enabled: bool,
+    /// Processes whose command line matches any of these are sampled.
+    pub process_filters: Vec<Pattern>,
+    /// Time between samples.
+    pub refresh_interval: Duration,
+    /// Directory of the CSV files.
+    pub storage_dir: PathBuf,
+    /// Log records up to this level are written.
+    pub logging_level: LevelFilter,
+    /// The level as configured (for the start-up line).
+    pub logging_level_name: String,
+    /// One sample, then exit.
+    pub once: bool,
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let filters: Vec<&str> = self.process_filters.iter().map(Pattern::as_str).collect();
+        write!(
+            f,
+            "enabled={} process_filters={:?} refresh_interval={}s storage_dir={} logging_level={} once={}",
+            self.enabled,
+            filters,
+            self.refresh_interval.as_secs_f64(),
+            self.storage_dir.display(),
+            self.logging_level_name,
+            self.once
+        )
+    }
+}
+
+/// A raw setting and the name to blame if it is wrong.
+struct Raw {
+    name: String,
+    value: OsString,
+}
+
+impl Raw {
+    fn text(&self) -> String {
+        self.value.to_string_lossy().into_owned()
+    }
+}
+
+fn raw(matches: &ArgMatches, id: &str, var: &str, value: Option<OsString>) -> Option<Raw> {
+    let value = value?;
+    let name = match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => format!("--{}", id.replace('_', "-")),
+        _ => var.to_owned(),
+    };
+    Some(Raw { name, value })
+}
+
+impl Config {
+    /// Parses the command line (and, through clap, the environment) and validates it.
+    pub fn from_args<I, T>(args: I) -> Result<Config, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let r = |id, var, value| raw(&matches, id, var, value);
+        Ok(Config::resolve(
+            r("enabled", ENABLED_VAR, cli.enabled),
+            r("process_filters", PROCESS_FILTERS_VAR, cli.process_filters),
+            r(
+                "refresh_interval",
+                REFRESH_INTERVAL_VAR,
+                cli.refresh_interval,
+            ),
+            r("storage_dir", STORAGE_DIR_VAR, cli.storage_dir),
+            r("logging_level", LOGGING_LEVEL_VAR, cli.logging_level),
+            cli.once,
+        )?)
+    }
+
+    fn resolve(
+        enabled: Option<Raw>,
+        process_filters: Option<Raw>,
+        refresh_interval: Option<Raw>,
+        storage_dir: Option<Raw>,
+        logging_level: Option<Raw>,
+        once: bool,
+    ) -> Result<Config, ConfigError> {
+        let enabled = match enabled {
+            Some(r) => parse_enabled(&r.name, &r.text())?,
+            None => false,
+        };
+        let process_filters = match process_filters {
+            Some(r) => parse_process_filters(&r.name, &r.text())?,
+            None => DEFAULT_PROCESS_FILTERS
+                .iter()
+                .map(|p| Pattern::new(p))
+                .collect(),
+        };
+        let refresh_interval = match refresh_interval {
+            Some(r) => parse_refresh_interval(&r.name, &r.text())?,
+            None => Duration::from_secs_f64(DEFAULT_REFRESH_INTERVAL),
+        };
+        let storage_dir = match storage_dir {
+            Some(r) => parse_storage_dir(&r.name, &r.value)?,
+            None => PathBuf::from(DEFAULT_STORAGE_DIR),
+        };
+        let logging_level_name = match &logging_level {
+            Some(r) => r.text(),
+            None => DEFAULT_LOGGING_LEVEL.to_owned(),
+        };
+        let logging_level =
+            perf_daemon::logging::parse_level(&logging_level_name).map_err(|e| {
+                ConfigError::LoggingLevel {
+                    name: logging_level
+                        .as_ref()
+                        .map_or(LOGGING_LEVEL_VAR.to_owned(), |r| r.name.clone()),
+                    value: e.value,
+                }
+            })?;
+        Ok(Config {
+            enabled,
+            process_filters,
+            refresh_interval,
+            storage_dir,
+            logging_level,
+            logging_level_name,
+            once,
+        })
+    }
+}
+
+/// `true` or `false`, any case (`value.lower() in ("true", "false")`).
+pub fn parse_enabled(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::Enabled {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
+
+/// Splits on `,`, strips each glob, drops blanks; at least one must remain.
+pub fn parse_process_filters(name: &str, value: &str) -> Result<Vec<Pattern>, ConfigError> {
+    let filters: Vec<Pattern> = value
+        .split(',')
+        .map(|f| f.trim_matches(is_python_space))
+        .filter(|f| !f.is_empty())
+        .map(Pattern::new)
+        .collect();
+    if filters.is_empty() {
+        return Err(ConfigError::ProcessFilters {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    Ok(filters)
+}
+
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// A number of seconds as Python's `float()` reads it, at least 1.0.
+///
+/// Unlike Python this also refuses NaN (which passed Python's `< 1.0` check and then
+/// crashed the tracker's sleep) and infinity or values too large for a `Duration`.
+pub fn parse_refresh_interval(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    let err_nan = || ConfigError::RefreshIntervalNotANumber {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    };
+    let secs = parse_python_float(value).ok_or_else(err_nan)?;
+    if secs.is_nan() || secs < 1.0 {
+        return Err(ConfigError::RefreshIntervalTooShort {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| ConfigError::RefreshIntervalTooLong {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// Python's `float(str)`: surrounding whitespace allowed, `_` only between digits,
+/// `inf`/`infinity`/`nan` in any case.
+fn parse_python_float(value: &str) -> Option<f64> {
+    let s = value.trim_matches(is_python_space);
+    if s.contains('_') {
+        let b = s.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, &c)| {
+            c != b'_'
+                || (i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !ok {
+            return None;
+        }
+        return s.replace('_', "").parse().ok();
+    }
+    s.parse().ok()
+}
+
+/// An absolute path (`PurePosixPath(value).is_absolute()`: it starts with `/`).
+pub fn parse_storage_dir(name: &str, value: &OsStr) -> Result<PathBuf, ConfigError> {
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(ConfigError::StorageDir {
+            name: name.to_owned(),
+            value: value.to_string_lossy().into_owned(),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn python_floats() {
+        for (s, want) in [
+            ("10", 10.0),
+            (" 2.5\n", 2.5),
+            ("1e1", 10.0),
+            ("1_000", 1000.0),
+            ("+1.", 1.0),
+            (".5", 0.5),
+            ("Infinity", f64::INFINITY),
+        ] {
+            assert_eq!(parse_python_float(s), Some(want), "{s:?}");
+        }
+        for s in ["", "ten", "1__0", "_1", "1_", "1,5", "0x10"] {
+            assert_eq!(parse_python_float(s), None, "{s:?}");
+        }
+        assert!(parse_python_float("nan").is_some_and(f64::is_nan));
+    }
+
+    #[test]
+    fn interval_bounds() {
+        assert_eq!(
+            parse_refresh_interval("V", "1.0"),
+            Ok(Duration::from_secs(1))
+        );
+        assert!(matches!(
+            parse_refresh_interval("V", "0.999"),
+            Err(ConfigError::RefreshIntervalTooShort { .. })
+        ));
+        assert!(matches!(
+            parse_refresh_interval("V", "nan"),
+            Err(ConfigError::RefreshIntervalTooShort { .. })
+        ));
+        assert!(matches!(
+            parse_refresh_interval("V", "inf"),
+            Err(ConfigError::RefreshIntervalTooLong { .. })
+        ));
+        assert!(matches!(
+            parse_refresh_interval("V", "1e300"),
+            Err(ConfigError::RefreshIntervalTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn filters_drop_blanks_and_strip() {
+        let f = parse_process_filters("V", " a* , ,b?,").unwrap();
+        let f: Vec<&str> = f.iter().map(Pattern::as_str).collect();
+        assert_eq!(f, ["a*", "b?"]);
+        assert!(parse_process_filters("V", " , ").is_err());
+    }
+
+    #[test]
+    fn a_flag_overrides_the_environment_and_is_named_in_errors() {
+        let c = Config::from_args(["x", "--refresh-interval", "2.5", "--enabled", "TRUE"]).unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.refresh_interval, Duration::from_millis(2500));
+        let e = Config::from_args(["x", "--storage-dir", "rel"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--storage-dir must be an absolute path to a directory, got \"rel\""
+        );
+    }
+}

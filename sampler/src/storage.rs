@@ -1,0 +1,195 @@
+//! The output table, kept working through storage trouble.
+//!
+//! A full or read-only disk must not stop the daemon: rows that could not be written stay
+//! pending (up to [`MAX_PENDING_BYTES`]) and are written with the next sample. The first
+//! failure is logged as an error, repeats of it only at debug level so the journal is not
+//! flooded every interval, and the recovery is logged again.
+
+use std::path::{Path, PathBuf};
+
+use perf_table::{TableError, TableFile, SYSTEM_RESOURCE};
+
+/// Rows kept while storage fails; beyond this the oldest pending rows are dropped. At
+/// about 150 bytes a row that is hours of samples of a handful of processes, and it keeps
+/// the daemon well under its memory budget.
+pub const MAX_PENDING_BYTES: usize = 1 << 20;
+
+/// The `system_resource_data` table in a storage directory, opened on demand.
+#[derive(Debug)]
+pub struct Storage {
+    dir: PathBuf,
+    table: Option<TableFile>,
+    pending: Vec<u8>,
+    /// Row count of `pending`.
+    pending_rows: usize,
+    /// Last error reported, to log a persisting problem once.
+    failing: Option<String>,
+    /// Rows lost to the pending limit since the last successful write.
+    dropped_rows: usize,
+}
+
+impl Storage {
+    /// Storage in `dir`; nothing is opened yet.
+    pub fn new(dir: &Path) -> Storage {
+        Storage {
+            dir: dir.to_path_buf(),
+            table: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            failing: None,
+            dropped_rows: 0,
+        }
+    }
+
+    /// Rows waiting for storage to work again.
+    pub fn pending_rows(&self) -> usize {
+        self.pending_rows
+    }
+
+    /// Appends `rows` (`count` complete rows) and makes them durable.
+    ///
+    /// On failure the rows stay pending for the next call and the error is returned (and
+    /// logged, once per distinct error).
+    pub fn write(&mut self, rows: &[u8], count: usize) -> Result<(), TableError> {
+        self.pending.extend_from_slice(rows);
+        self.pending_rows += count;
+        self.trim_pending();
+        if self.pending.is_empty() && self.table.is_some() {
+            return Ok(());
+        }
+        match self.try_write() {
+            Ok(()) => {
+                if self.failing.take().is_some() {
+                    log::info!(
+                        "storage in {} works again; wrote {} pending rows{}",
+                        self.dir.display(),
+                        self.pending_rows,
+                        if self.dropped_rows > 0 {
+                            format!(", {} rows were dropped meanwhile", self.dropped_rows)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                self.pending.clear();
+                self.pending_rows = 0;
+                self.dropped_rows = 0;
+                Ok(())
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.failing.as_deref() == Some(text.as_str()) {
+                    log::debug!("{text}; {} rows pending", self.pending_rows);
+                } else {
+                    log::error!(
+                        "{text}; keeping {} rows and retrying every interval",
+                        self.pending_rows
+                    );
+                    self.failing = Some(text);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn try_write(&mut self) -> Result<(), TableError> {
+        // Reopen if the data file was removed (cleanup scripts, a remounted /data), so rows
+        // do not vanish into an unlinked inode.
+        if let Some(table) = &self.table {
+            if std::fs::symlink_metadata(table.path()).is_err() {
+                log::warn!("{} disappeared; recreating it", table.path().display());
+                self.table = None;
+            }
+        }
+        let table = match &mut self.table {
+            Some(t) => t,
+            None => self
+                .table
+                .insert(TableFile::open(&self.dir, &SYSTEM_RESOURCE)?),
+        };
+        if !self.pending.is_empty() {
+            table.append(&self.pending)?;
+            // Appended: from here on a retry would duplicate rows, so they leave `pending`
+            // even if the sync below fails.
+            self.pending.clear();
+            self.pending_rows = 0;
+        }
+        table.sync()
+    }
+
+    /// Drops the oldest whole rows beyond the limit.
+    fn trim_pending(&mut self) {
+        while self.pending.len() > MAX_PENDING_BYTES && self.pending_rows > 0 {
+            match self.pending.windows(2).position(|w| w == b"\r\n") {
+                Some(end) => {
+                    self.pending.drain(..end + 2);
+                    self.pending_rows -= 1;
+                    self.dropped_rows += 1;
+                }
+                None => {
+                    self.dropped_rows += self.pending_rows;
+                    self.pending.clear();
+                    self.pending_rows = 0;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_written_while_storage_fails_arrive_later() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the storage directory should be: creating the directory fails.
+        let blocked = dir.path().join("data");
+        std::fs::write(&blocked, b"").unwrap();
+        let mut storage = Storage::new(&blocked);
+        assert!(storage.write(b"\"1\"\r\n", 1).is_err());
+        assert!(storage.write(b"\"2\"\r\n", 1).is_err());
+        assert_eq!(storage.pending_rows(), 2);
+
+        std::fs::remove_file(&blocked).unwrap();
+        storage.write(b"\"3\"\r\n", 1).unwrap();
+        assert_eq!(storage.pending_rows(), 0);
+        assert_eq!(
+            std::fs::read(blocked.join("system_resource_data")).unwrap(),
+            b"\"1\"\r\n\"2\"\r\n\"3\"\r\n"
+        );
+        assert!(blocked.join("system_resource_data_headers").exists());
+    }
+
+    #[test]
+    fn a_removed_data_file_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = Storage::new(dir.path());
+        storage.write(b"\"1\"\r\n", 1).unwrap();
+        std::fs::remove_file(dir.path().join("system_resource_data")).unwrap();
+        storage.write(b"\"2\"\r\n", 1).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("system_resource_data")).unwrap(),
+            b"\"2\"\r\n"
+        );
+    }
+
+    #[test]
+    fn pending_rows_are_capped_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("data");
+        std::fs::write(&blocked, b"").unwrap();
+        let mut storage = Storage::new(&blocked);
+        let row = [b'x'; 1022]
+            .iter()
+            .chain(b"\r\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        for _ in 0..1100 {
+            let _ = storage.write(&row, 1);
+        }
+        assert!(storage.pending.len() <= MAX_PENDING_BYTES);
+        assert_eq!(storage.pending_rows(), 1024);
+        assert_eq!(storage.dropped_rows, 1100 - 1024);
+    }
+}
