@@ -106,11 +106,11 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(sample_benches, benches);
 
-/// Mean time per sample of the six-process sample, timed in a plain loop.
-fn rust_per_sample(iterations: u32) -> Duration {
+/// Mean time per sample with `filter` (expecting `rows` matches), timed in a plain loop.
+fn rust_per_sample(filter: &str, rows: usize, iterations: u32) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let mut table = TableFile::open(dir.path(), &SYSTEM_RESOURCE).unwrap();
-    let mut s = sampler(&filter());
+    let mut s = sampler(filter);
     let mut out = Vec::new();
     for _ in 0..5 {
         out.clear();
@@ -120,18 +120,18 @@ fn rust_per_sample(iterations: u32) -> Duration {
     for _ in 0..iterations {
         out.clear();
         let stats = s.sample(&mut out).unwrap();
-        assert_eq!(stats.rows, MATCHED);
+        assert_eq!(stats.rows, rows);
         table.append(&out).unwrap();
     }
     start.elapsed() / iterations
 }
 
-fn python_per_sample(iterations: u32) -> Result<(f64, usize), String> {
+fn python_per_sample(filter: &str, iterations: u32) -> Result<(f64, usize), String> {
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/psutil_tracker.py");
     let out = Command::new("python3")
         .arg(script)
-        .arg(filter())
+        .arg(filter)
         .arg(iterations.to_string())
         .arg(dir.path().join("system_resource_data"))
         .output()
@@ -156,24 +156,35 @@ fn main() {
 
     let _children = spawn_children();
     let iterations = 300;
-    let rust = rust_per_sample(iterations);
-    let rust_us = rust.as_secs_f64() * 1e6;
+    let none = format!("{}none", prefix());
+    let rust_us = |f: &str, rows| rust_per_sample(f, rows, iterations).as_secs_f64() * 1e6;
+    let (rust6, rust0) = (rust_us(&filter(), MATCHED), rust_us(&none, 0));
     println!(
-        "\nsame-run comparison, {MATCHED} matched processes, {} processes in /proc:",
+        "\nsame-run comparison over {} processes in /proc, {iterations} samples each:",
         procfs::process::all_processes().map_or(0, |p| p.count())
     );
     println!(
-        "  rust   {rust_us:9.1} µs per sample ({:.1} µs per matched process)",
-        rust_us / MATCHED as f64
+        "  rust   {rust6:8.1} µs per sample with {MATCHED} matched, {rust0:8.1} µs with none: \
+         {:6.1} µs per matched process",
+        (rust6 - rust0) / MATCHED as f64
     );
-    match python_per_sample(iterations) {
-        Ok((py_us, matched)) => {
+    match (
+        python_per_sample(&filter(), iterations),
+        python_per_sample(&none, iterations),
+    ) {
+        (Ok((py6, matched)), Ok((py0, _))) => {
             println!(
-                "  python {py_us:9.1} µs per sample ({:.1} µs per matched process, {matched} matched)",
-                py_us / matched.max(1) as f64
+                "  python {py6:8.1} µs per sample with {matched} matched, {py0:8.1} µs with none: \
+                 {:6.1} µs per matched process",
+                (py6 - py0) / matched.max(1) as f64
             );
-            println!("  ratio  {:9.1}x faster", py_us / rust_us);
+            println!(
+                "  ratio  {:8.1}x per sample, {:8.1}x per scan, {:6.1}x per matched process",
+                py6 / rust6,
+                py0 / rust0,
+                (py6 - py0) / (rust6 - rust0)
+            );
         }
-        Err(e) => println!("  python baseline skipped: {e}"),
+        (Err(e), _) | (_, Err(e)) => println!("  python baseline skipped: {e}"),
     }
 }

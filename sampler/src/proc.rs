@@ -135,6 +135,34 @@ pub fn read_cmdline(process: &Process, buf: &mut Vec<u8>) -> Result<(), Skip> {
     Ok(())
 }
 
+/// Reads a `cmdline` file by path into `buf` (cleared first), in as few system calls as
+/// possible: procfs fills a read as far as the buffer allows, so a short read is the end
+/// and the usual confirming read of zero bytes is skipped.
+pub fn read_cmdline_at(path: &str, buf: &mut Vec<u8>) -> Result<(), Skip> {
+    buf.clear();
+    let mut file = std::fs::File::open(path)?;
+    let mut len = 0;
+    loop {
+        if buf.len() < len + 4096 {
+            buf.resize(len + 4096, 0);
+        }
+        let n = match file.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.clear();
+                return Err(e.into());
+            }
+        };
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
 /// CPU and memory of one process, in the units of the output table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
@@ -194,6 +222,35 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(btime > 1_000_000_000 && btime <= now);
+    }
+
+    #[test]
+    fn cmdline_by_path_reads_long_command_lines_whole() {
+        let long = "x".repeat(10_000);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .arg(&long)
+            .spawn()
+            .unwrap();
+        let path = format!("/proc/{}/cmdline", child.id());
+        let mut buf = Vec::new();
+        let mut whole = false;
+        // The arguments appear once exec has finished.
+        for _ in 0..500 {
+            read_cmdline_at(&path, &mut buf).unwrap();
+            if !buf.is_empty() {
+                whole = buf == format!("sleep\x0030\x00{long}\x00").into_bytes();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(whole, "{} bytes read", buf.len());
+        assert!(matches!(
+            read_cmdline_at("/proc/0/cmdline", &mut buf),
+            Err(Skip::Gone)
+        ));
     }
 
     #[test]

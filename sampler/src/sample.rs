@@ -1,14 +1,17 @@
 //! One sample: every process whose command line matches a filter, as CSV rows.
 
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use perf_table::Row;
 use procfs::process::Process;
-use procfs::ProcResult;
+use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
 use crate::fnmatch::Pattern;
-use crate::proc::{boot_time, read_cmdline, read_usage, ProcFsError, Skip, SystemInfo, Usage};
+use crate::proc::{
+    boot_time, read_cmdline, read_cmdline_at, read_usage, ProcFsError, Skip, SystemInfo, Usage,
+};
 
 /// One row of `system_resource_data`.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,10 +78,47 @@ impl Sampler {
     /// Samples every process in /proc, appending one row per matching process to `out`.
     ///
     /// Fails only if /proc itself cannot be read; single processes are skipped.
+    ///
+    /// Most processes do not match, so the scan reads each command line by path (open,
+    /// one read, close) without opening a `/proc/PID` handle first: that halves the system
+    /// calls spent on processes we then ignore. A match is re-read through a `procfs`
+    /// handle before its `stat` and `statm`, so a pid reused in between is caught.
     pub fn sample(&mut self, out: &mut Vec<u8>) -> Result<SampleStats, ProcFsError> {
         let btime = boot_time(&mut self.raw)?;
-        let processes = procfs::process::all_processes().map_err(ProcFsError::List)?;
-        Ok(self.sample_processes(processes, btime, out))
+        let entries = std::fs::read_dir("/proc")
+            .map_err(|e| ProcFsError::List(ProcError::Io(e, Some("/proc".into()))))?;
+        let mut stats = SampleStats::default();
+        let mut path = String::with_capacity(32);
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            stats.listed += 1;
+            path.clear();
+            let _ = write!(path, "/proc/{pid}/cmdline");
+            if read_cmdline_at(&path, &mut self.raw).is_err() {
+                stats.skipped += 1;
+                continue;
+            }
+            format_command(&self.raw, &mut self.command);
+            if !self.is_match() {
+                continue;
+            }
+            match Process::new(pid) {
+                Ok(process) => self.sample_counted(&process, btime, out, &mut stats),
+                Err(_) => stats.skipped += 1,
+            }
+        }
+        Ok(stats)
+    }
+
+    fn is_match(&self) -> bool {
+        !self.command.is_empty() && self.filters.iter().any(|f| f.matches(&self.command))
     }
 
     /// Samples the given processes (as listed by `procfs`) with boot time `btime`.
@@ -99,7 +139,20 @@ impl Sampler {
                 stats.skipped += 1;
                 continue;
             };
-            match self.sample_one(&process, btime, out) {
+            self.sample_counted(&process, btime, out, &mut stats);
+        }
+        stats
+    }
+
+    fn sample_counted(
+        &mut self,
+        process: &Process,
+        btime: u64,
+        out: &mut Vec<u8>,
+        stats: &mut SampleStats,
+    ) {
+        {
+            match self.sample_one(process, btime, out) {
                 Ok(false) => {}
                 Ok(true) => {
                     stats.matched += 1;
@@ -112,7 +165,6 @@ impl Sampler {
                 }
             }
         }
-        stats
     }
 
     /// Returns whether a row was written; on a skip, whether the command line had matched.
@@ -124,7 +176,7 @@ impl Sampler {
     ) -> Result<bool, (bool, Skip)> {
         read_cmdline(process, &mut self.raw).map_err(|s| (false, s))?;
         format_command(&self.raw, &mut self.command);
-        if self.command.is_empty() || !self.filters.iter().any(|f| f.matches(&self.command)) {
+        if !self.is_match() {
             return Ok(false);
         }
         let query_time = now_ns();

@@ -301,7 +301,8 @@ fn samples_repeat_at_the_interval() {
         .collect();
     for pair in times.windows(2) {
         let gap = (pair[1] - pair[0]) as f64 / 1e9;
-        assert!((0.8..1.3).contains(&gap), "{times:?}");
+        // Loose bounds: the machine may be busy; drift would show as a steady offset.
+        assert!((0.5..1.8).contains(&gap), "{times:?}");
     }
     sigterm(daemon.pid());
     assert_eq!(wait_exit(&mut daemon, 10).and_then(|s| s.code()), Some(0));
