@@ -1,9 +1,8 @@
 //! [`Tracker`]: one process's ring plus the set-up around it. The process-wide tracker
 //! (crate root) wraps one; tests and tools may make their own.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use perf_ring::{Counters, ProducerRing, PushError, Record, RingError};
 
@@ -128,8 +127,6 @@ struct Setup {
     capacity: u64,
 }
 
-const NO_SLOT: usize = usize::MAX;
-
 /// One process's tracking: its ring (or none, when off) and how to remake it after a fork.
 ///
 /// Never panics into the caller, never blocks, no file I/O after set-up (a forked child
@@ -157,8 +154,6 @@ pub struct Tracker {
     ring: AtomicPtr<ProducerRing>,
     /// `generation + 1` of the thread remaking the ring after a fork, 0 when nobody is.
     rebuilding: AtomicU64,
-    /// Slot of the ring's lock descriptor in the fork handler's table.
-    fd_slot: AtomicUsize,
     setup: Option<Setup>,
     error: Option<SetupError>,
 }
@@ -195,14 +190,11 @@ impl Tracker {
             ring_gen: AtomicU64::new(generation),
             ring: AtomicPtr::new(std::ptr::null_mut()),
             rebuilding: AtomicU64::new(0),
-            fd_slot: AtomicUsize::new(NO_SLOT),
             setup: None,
             error: None,
         };
         match result {
             Ok(ring) => {
-                let slot = fork::register_lock_fd(ring.lock_fd().as_raw_fd());
-                tracker.fd_slot = AtomicUsize::new(slot.unwrap_or(NO_SLOT));
                 tracker.ring = AtomicPtr::new(Box::into_raw(Box::new(ring)));
                 tracker.enabled = true;
                 tracker.setup = Some(setup);
@@ -341,16 +333,6 @@ impl Tracker {
                 },
                 None => std::ptr::null_mut(),
             };
-            let old_slot = self.fd_slot.swap(NO_SLOT, Ordering::Relaxed);
-            if old_slot != NO_SLOT {
-                fork::unregister_lock_fd(old_slot);
-            }
-            // SAFETY: `new` is null or a live box made just above.
-            if let Some(ring) = unsafe { new.as_ref() } {
-                let slot = fork::register_lock_fd(ring.lock_fd().as_raw_fd());
-                self.fd_slot
-                    .store(slot.unwrap_or(NO_SLOT), Ordering::Relaxed);
-            }
             let old = self.ring.swap(new, Ordering::AcqRel);
             // SYNC POINT: pairs with the Acquire load in `ring`.
             self.ring_gen.store(generation, Ordering::Release);
@@ -382,10 +364,6 @@ impl Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        let slot = *self.fd_slot.get_mut();
-        if slot != NO_SLOT {
-            fork::unregister_lock_fd(slot);
-        }
         let ring = *self.ring.get_mut();
         if !ring.is_null() {
             // SAFETY: `ring` came from `Box::into_raw` and `&mut self` proves nobody
