@@ -1,0 +1,137 @@
+//! Records per second from prefilled rings into the CSV, on one core, with baselines taken
+//! in the same run:
+//!
+//! - `drainer`: `Drainer::drain_all` over 4 prefilled rings: read, format, one append per
+//!   round, `fdatasync`, checkpoint, release. Storage and rings live on tmpfs (`/dev/shm`),
+//!   so the figure is the drainer's CPU cost, not a disk's;
+//! - `csv_crate`: the same rows formatted by the `csv` crate (QUOTE_ALL, CRLF) into memory,
+//!   no rings and no I/O: what a straightforward Rust writer costs;
+//! - `memcpy`: copying the finished CSV bytes once: the floor any writer pays.
+//!
+//! Run: `cargo bench -p perf-drainer --bench drain`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use perf_drainer::{scan::AllowedUids, Config, Drainer};
+use perf_ring::{ProducerRing, Record};
+
+const STATES: &[&str] = &[
+    "ANALYZING_PROTOCOL",
+    "GETTING_CACHED_ANALYSIS",
+    "RUNNING_PROTOCOL",
+    "CALIBRATING",
+    "ROBOT_STARTING_UP",
+    "ROBOT_SHUTTING_DOWN",
+];
+const RINGS: u64 = 4;
+const PER_RING: u64 = 1 << 18;
+const TOTAL: u64 = RINGS * PER_RING;
+
+/// Realistic values: a wall-clock start near now, durations of microseconds to seconds.
+fn record(i: u64) -> Record {
+    Record {
+        start_ns: 1_722_450_000_000_000_000 + i * 1_234_567,
+        duration_ns: (i * 7_919) % 5_000_000_000,
+        state: (i % STATES.len() as u64) as u32,
+        tid: 1,
+    }
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("perf-drainer-bench")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+fn fill(shm: &Path) -> Vec<ProducerRing> {
+    (0..RINGS)
+        .map(|r| {
+            let ring = ProducerRing::create(shm, &format!("bench{r}"), STATES, PER_RING).unwrap();
+            for i in 0..PER_RING {
+                ring.push(&record(r * PER_RING + i)).unwrap();
+            }
+            ring
+        })
+        .collect()
+}
+
+fn drain(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rings_to_csv");
+    group.throughput(Throughput::Elements(TOTAL));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(8));
+
+    group.bench_function("drainer", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = scratch();
+                let shm = dir.path().join("shm");
+                std::fs::create_dir(&shm).unwrap();
+                let rings = fill(&shm);
+                let mut drainer = Drainer::new(Config {
+                    storage_dir: dir.path().join("storage"),
+                    shm_dir: shm,
+                    allowed: AllowedUids::with_defaults(&[]),
+                })
+                .unwrap();
+                drainer.prepare().unwrap();
+                drainer.scan();
+                let start = Instant::now();
+                let report = drainer.drain_all().unwrap();
+                total += start.elapsed();
+                assert_eq!(report.written, TOTAL);
+                drop(rings);
+            }
+            total
+        })
+    });
+
+    let records: Vec<Record> = (0..TOTAL).map(record).collect();
+    group.bench_function("csv_crate", |b| {
+        b.iter_batched_ref(
+            || {
+                csv::WriterBuilder::new()
+                    .quote_style(csv::QuoteStyle::Always)
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(Vec::with_capacity(TOTAL as usize * 64))
+            },
+            |w| {
+                for r in &records {
+                    w.write_record([
+                        STATES[r.state as usize].as_bytes(),
+                        itoa::Buffer::new().format(r.start_ns).as_bytes(),
+                        itoa::Buffer::new().format(r.duration_ns).as_bytes(),
+                    ])
+                    .unwrap();
+                }
+                w.flush().unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    let mut bytes = Vec::new();
+    for r in &records {
+        perf_table::Row::new(&mut bytes)
+            .str(STATES[r.state as usize])
+            .uint(r.start_ns)
+            .uint(r.duration_ns)
+            .end();
+    }
+    let mut dest = vec![0u8; bytes.len()];
+    group.bench_function("memcpy", |b| {
+        b.iter(|| {
+            dest.copy_from_slice(std::hint::black_box(&bytes));
+            std::hint::black_box(&dest);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, drain);
+criterion_main!(benches);

@@ -1,0 +1,232 @@
+//! The checkpoint: how far the CSV and each ring were durably drained.
+//!
+//! It is the only thing that ties the CSV to the rings across a crash. The drainer appends
+//! rows and syncs them, then replaces the checkpoint atomically (temporary file, `fsync`,
+//! `rename`, `fsync` of the directory), then releases the ring slots. Whatever instant the
+//! process dies at, the checkpoint on disk names a CSV length whose rows match exactly the
+//! ring positions it names: on start the CSV is cut back to that length and each ring is
+//! read again from its position.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the checkpoint inside the storage directory.
+pub const FILE_NAME: &str = ".perf-drainer.checkpoint";
+/// The temporary the checkpoint is written to before being renamed over [`FILE_NAME`].
+const TMP_NAME: &str = ".perf-drainer.checkpoint.tmp";
+/// Where an unreadable checkpoint is moved so that it can be looked at later.
+const CORRUPT_NAME: &str = ".perf-drainer.checkpoint.corrupt";
+/// Format version written in the file.
+pub const VERSION: u32 = 1;
+
+/// The CSV file a checkpoint describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CsvState {
+    /// Bytes of complete, durable rows.
+    pub len: u64,
+    /// Device and inode of the file, so a file replaced while the drainer was down is never
+    /// cut back to another file's length.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+}
+
+/// One ring's durable progress.
+///
+/// Positions count from the ring's creation, so `pos = base + written + invalid +
+/// abandoned` holds for every ring this drainer saw from its first record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RingEntry {
+    /// Every record below this position is in the CSV (or was counted as skipped).
+    pub pos: u64,
+    /// Released position when this drainer first saw the ring (records consumed by someone
+    /// else before; zero for a ring seen from its start).
+    pub base: u64,
+    /// Rows written to the CSV.
+    pub written: u64,
+    /// Records skipped because their state index was outside the ring's state table.
+    pub invalid: u64,
+    /// Positions a dead producer claimed but never published.
+    pub abandoned: u64,
+    /// Service name (for humans).
+    pub service: String,
+    /// Ring file path (for humans; the ring id is the key).
+    pub path: String,
+}
+
+/// What the checkpoint file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The CSV (absent before the first commit).
+    pub csv: Option<CsvState>,
+    /// Progress per ring id.
+    pub rings: BTreeMap<u64, RingEntry>,
+}
+
+/// Reading or writing the checkpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file exists but could not be read.
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    /// The new checkpoint could not be made durable.
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl CheckpointError {
+    /// The underlying I/O error.
+    pub fn io(&self) -> &io::Error {
+        match self {
+            CheckpointError::Read { source, .. } | CheckpointError::Write { source, .. } => source,
+        }
+    }
+}
+
+impl Checkpoint {
+    /// An empty checkpoint of the current version.
+    pub fn new() -> Checkpoint {
+        Checkpoint {
+            version: VERSION,
+            csv: None,
+            rings: BTreeMap::new(),
+        }
+    }
+
+    /// Loads the checkpoint of `storage_dir`; a missing file gives an empty checkpoint.
+    ///
+    /// A file that does not parse (it is only ever replaced atomically, so this means
+    /// someone edited it or the disk lost it) is moved aside to `.perf-drainer.checkpoint.corrupt`
+    /// with an error logged, and draining starts afresh: at worst the rows of one cycle
+    /// come twice, which beats never draining again.
+    pub fn load(storage_dir: &Path) -> Result<Checkpoint, CheckpointError> {
+        let path = storage_dir.join(FILE_NAME);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoint::new()),
+            Err(source) => return Err(CheckpointError::Read { path, source }),
+        };
+        match Self::parse(&bytes) {
+            Ok(ckpt) => Ok(ckpt),
+            Err(why) => {
+                let aside = storage_dir.join(CORRUPT_NAME);
+                let moved = fs::rename(&path, &aside);
+                log::error!(
+                    "checkpoint {} is unusable ({why}); {}; starting without it (rows of the last cycle may appear twice)",
+                    path.display(),
+                    match moved {
+                        Ok(()) => format!("moved to {}", aside.display()),
+                        Err(e) => format!("could not move it aside: {e}"),
+                    }
+                );
+                Ok(Checkpoint::new())
+            }
+        }
+    }
+
+    /// Loads without side effects (for `status`): `None` when missing or unusable.
+    pub fn peek(storage_dir: &Path) -> Option<Checkpoint> {
+        let bytes = fs::read(storage_dir.join(FILE_NAME)).ok()?;
+        Self::parse(&bytes).ok()
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
+        let ckpt: Checkpoint = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if ckpt.version != VERSION {
+            return Err(format!(
+                "version {} (this build reads {VERSION})",
+                ckpt.version
+            ));
+        }
+        Ok(ckpt)
+    }
+
+    /// Replaces the checkpoint of `storage_dir` atomically and durably.
+    pub fn store(&self, storage_dir: &Path) -> Result<(), CheckpointError> {
+        let path = storage_dir.join(FILE_NAME);
+        let tmp = storage_dir.join(TMP_NAME);
+        let err = |source| CheckpointError::Write {
+            path: path.clone(),
+            source,
+        };
+        // Serialising a plain struct of numbers and strings cannot fail.
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_data()?;
+            fs::rename(&tmp, &path)?;
+            // The rename is durable only once the directory is.
+            File::open(storage_dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+        let mut ckpt = Checkpoint::new();
+        ckpt.csv = Some(CsvState {
+            len: 42,
+            dev: 1,
+            ino: 2,
+        });
+        ckpt.rings.insert(
+            u64::MAX,
+            RingEntry {
+                pos: 7,
+                written: 6,
+                invalid: 1,
+                path: "/dev/shm/x\n.ring".into(),
+                ..RingEntry::default()
+            },
+        );
+        ckpt.store(dir.path()).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), ckpt);
+        ckpt.rings.clear();
+        ckpt.store(dir.path()).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), ckpt);
+        // Only the checkpoint is left: no temporary.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn garbage_is_moved_aside_and_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), b"{\"version\":1,").unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+        assert!(dir.path().join(CORRUPT_NAME).exists());
+        assert!(!dir.path().join(FILE_NAME).exists());
+
+        fs::write(
+            dir.path().join(FILE_NAME),
+            b"{\"version\":99,\"csv\":null,\"rings\":{}}",
+        )
+        .unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+    }
+}

@@ -1,0 +1,88 @@
+//! A crash on demand, for the exactly-once tests.
+//!
+//! `PERF_DRAINER_CRASH_AT=<point>[:<n>]` kills the drainer with SIGKILL the `n`-th time
+//! (default: first) it passes `<point>`: `after-append`, `after-sync`, `after-checkpoint`
+//! or `after-release`. SIGKILL rather than a panic or `exit`: nothing gets to flush or
+//! clean up, exactly as with a power cut to the process. Unset, it costs a comparison.
+
+/// Environment variable naming the crash point.
+pub const ENV: &str = "PERF_DRAINER_CRASH_AT";
+/// The points a crash can be requested at.
+pub const POINTS: &[&str] = &[
+    "after-append",
+    "after-sync",
+    "after-checkpoint",
+    "after-release",
+];
+
+/// The armed crash point, if any.
+#[derive(Debug, Default)]
+pub struct Failpoint {
+    armed: Option<(&'static str, u64)>,
+    hits: u64,
+}
+
+impl Failpoint {
+    /// Reads [`ENV`]; an unknown value is logged and ignored.
+    pub fn from_env() -> Failpoint {
+        let Ok(value) = std::env::var(ENV) else {
+            return Failpoint::default();
+        };
+        match Self::parse(&value) {
+            Some(armed) => {
+                log::warn!("{ENV}={value}: this drainer will kill itself on purpose");
+                Failpoint {
+                    armed: Some(armed),
+                    hits: 0,
+                }
+            }
+            None => {
+                log::warn!(
+                    "ignoring {ENV}={value:?}: expected one of {} with an optional :N",
+                    POINTS.join(", ")
+                );
+                Failpoint::default()
+            }
+        }
+    }
+
+    fn parse(value: &str) -> Option<(&'static str, u64)> {
+        let (name, nth) = match value.split_once(':') {
+            Some((name, n)) => (name, n.parse().ok().filter(|&n| n > 0)?),
+            None => (value, 1),
+        };
+        POINTS.iter().find(|p| **p == name).map(|p| (*p, nth))
+    }
+
+    /// Called at each point; kills the process if this is the armed one's `n`-th pass.
+    pub fn hit(&mut self, point: &'static str) {
+        let Some((armed, nth)) = self.armed else {
+            return;
+        };
+        if armed != point {
+            return;
+        }
+        self.hits += 1;
+        if self.hits == nth {
+            log::warn!("{ENV}: killing myself {point} (pass {nth})");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failpoint;
+
+    #[test]
+    fn parses_points_and_counts() {
+        assert_eq!(Failpoint::parse("after-sync"), Some(("after-sync", 1)));
+        assert_eq!(
+            Failpoint::parse("after-release:3"),
+            Some(("after-release", 3))
+        );
+        assert_eq!(Failpoint::parse("after-sync:0"), None);
+        assert_eq!(Failpoint::parse("before-sync"), None);
+        assert_eq!(Failpoint::parse("after-sync:x"), None);
+    }
+}

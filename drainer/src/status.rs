@@ -1,0 +1,175 @@
+//! `perf-drainer status`: what is in the ring directory, as a table or JSON.
+//!
+//! Read-only: it opens rings as a consumer only to look (it never reads records, moves a
+//! cursor or releases), and reads the drainer's checkpoint without changing it, so it is
+//! safe to run beside the daemon. Kept in the library so other tools can show the same.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::scan::{self, AllowedUids};
+
+/// One entry of the ring directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingStatus {
+    /// File name inside the ring directory.
+    pub file: String,
+    /// Whether it is a valid ring owned by an allowed user (what the drainer drains).
+    pub valid: bool,
+    /// Why not, when it is not.
+    pub reason: Option<String>,
+    /// Service that created the ring.
+    pub service: Option<String>,
+    /// Pid of the creating process.
+    pub pid: Option<u32>,
+    /// The ring id, in hex as in the file name.
+    pub ring_id: Option<String>,
+    /// Whether a producer still holds the ring.
+    pub alive: Option<bool>,
+    /// Capacity in records.
+    pub capacity: Option<u64>,
+    /// Records published or claimed but not yet drained durably.
+    pub in_ring: Option<u64>,
+    /// Records producers committed: claimed + dropped.
+    pub committed: Option<u64>,
+    /// Records dropped because the ring was full.
+    pub dropped: Option<u64>,
+    /// Rows written to the CSV from this ring, per the drainer's checkpoint.
+    pub written: Option<u64>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Ring directory looked at.
+    pub shm_dir: PathBuf,
+    /// Storage directory whose checkpoint was read.
+    pub storage_dir: PathBuf,
+    /// One entry per non-hidden directory entry, sorted by name.
+    pub rings: Vec<RingStatus>,
+}
+
+/// Looks at every candidate in `shm_dir`, using the checkpoint of `storage_dir` for how far
+/// each ring was drained.
+pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io::Result<Status> {
+    let checkpointed = crate::drain::checkpointed(storage_dir);
+    let mut rings = Vec::new();
+    for path in scan::candidates(shm_dir)? {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut s = RingStatus {
+            file,
+            valid: false,
+            reason: None,
+            service: None,
+            pid: None,
+            ring_id: None,
+            alive: None,
+            capacity: None,
+            in_ring: None,
+            committed: None,
+            dropped: None,
+            written: None,
+        };
+        match scan::open_candidate(&path, allowed) {
+            Err(reason) => s.reason = Some(reason),
+            Ok(ring) => {
+                let info = ring.info();
+                s.service = Some(info.service.clone());
+                s.pid = Some(info.creator_pid);
+                s.ring_id = Some(format!("{:016x}", info.ring_id));
+                s.capacity = Some(info.capacity);
+                s.alive = Some(ring.producer_alive());
+                match ring.counters() {
+                    Ok(c) => {
+                        s.valid = true;
+                        let entry = checkpointed.get(&info.ring_id);
+                        let consumed = entry.map_or(c.released, |e| e.pos.max(c.released));
+                        s.in_ring = Some(c.claimed.saturating_sub(consumed));
+                        s.committed = Some(c.claimed.saturating_add(c.dropped));
+                        s.dropped = Some(c.dropped);
+                        s.written = entry.map(|e| e.written);
+                    }
+                    Err(e) => s.reason = Some(format!("not a valid ring: {e}")),
+                }
+            }
+        }
+        rings.push(s);
+    }
+    Ok(Status {
+        shm_dir: shm_dir.to_path_buf(),
+        storage_dir: storage_dir.to_path_buf(),
+        rings,
+    })
+}
+
+/// Renders the report as an aligned text table (one line per entry, plus a header).
+pub fn render_table(status: &Status) -> String {
+    let dash = || "-".to_string();
+    let opt = |v: Option<u64>| v.map_or_else(dash, |v| v.to_string());
+    let header = [
+        "FILE",
+        "SERVICE",
+        "PID",
+        "ALIVE",
+        "CAPACITY",
+        "IN RING",
+        "COMMITTED",
+        "DROPPED",
+        "VALID",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_string()).collect()];
+    for r in &status.rings {
+        rows.push(vec![
+            r.file.escape_debug().to_string(),
+            r.service.clone().unwrap_or_else(dash),
+            r.pid.map_or_else(dash, |p| p.to_string()),
+            r.alive
+                .map_or_else(dash, |a| if a { "yes" } else { "no" }.to_string()),
+            opt(r.capacity),
+            opt(r.in_ring),
+            opt(r.committed),
+            opt(r.dropped),
+            match &r.reason {
+                None => "yes".to_string(),
+                Some(why) => format!("no: {}", why.escape_debug()),
+            },
+        ]);
+    }
+    let mut widths = vec![0; header.len()];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let last = row.len() - 1;
+        for (i, cell) in row.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                // Numbers right-aligned, text left-aligned.
+                let numeric = (2..=7).contains(&i) && i != 3;
+                let pad = widths[i] - cell.chars().count();
+                if numeric {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                } else {
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(pad));
+                }
+                out.push_str("  ");
+            }
+        }
+        out.push('\n');
+    }
+    if status.rings.is_empty() {
+        out.push_str(&format!("(no rings in {})\n", status.shm_dir.display()));
+    }
+    out
+}

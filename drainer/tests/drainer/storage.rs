@@ -1,0 +1,191 @@
+//! Full and read-only storage, on a real (tmpfs) file system: records wait in the rings and
+//! arrive once the storage recovers, without a restart.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use perf_ring::ProducerRing;
+
+use crate::util::{count, record, wait_for, Dirs};
+
+/// A small tmpfs mounted for the test; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs ({}); run as root where mount is permitted to cover full/read-only storage",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount ({e})");
+                None
+            }
+        }
+    }
+
+    /// Remounts; retried briefly because `ro` is refused (EBUSY) while the drainer has the
+    /// CSV open for writing, which it does only during a commit.
+    fn remount(&self, mode: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new("mount")
+                .args(["-o", &format!("remount,{mode}")])
+                .arg(&self.0)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "remount {mode}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `dir` with one file; returns its path.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![b'x'; 4096];
+    loop {
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    // Squeeze out the last partial page, too.
+    while f.write_all(b"x").is_ok() {}
+    path
+}
+
+fn durations(dirs: &Dirs) -> Vec<u64> {
+    let mut d: Vec<u64> = dirs.rows().iter().map(|r| r.2).collect();
+    d.sort_unstable();
+    d
+}
+
+#[test]
+fn full_then_read_only_storage_keeps_records_and_recovers() {
+    let dirs = Dirs::new();
+    let Some(fs) = Tmpfs::mount(&dirs.storage, "512k") else {
+        return;
+    };
+    let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 14).unwrap();
+    let daemon = dirs.daemon("0.02");
+    let mut next = 0u64;
+    let mut push = |n: u64| {
+        for _ in 0..n {
+            ring.push(&record(0, next, next)).unwrap();
+            next += 1;
+        }
+    };
+    push(100);
+    wait_for("first rows", Duration::from_secs(10), || {
+        dirs.rows().len() == 100
+    });
+
+    // Full: nothing is consumed while it lasts, the cause is logged once.
+    let filler = fill(&dirs.storage);
+    let csv_len = dirs.csv().len();
+    push(5_000);
+    daemon.wait_log("storage is full", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dirs.csv().len(), csv_len);
+    assert_eq!(ring.counters().released, 100);
+    assert_eq!(
+        count(&daemon.log(), "storage is full"),
+        1,
+        "{}",
+        daemon.log_text()
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    wait_for(
+        "rows after the disk was freed",
+        Duration::from_secs(10),
+        || dirs.rows().len() == 5_100,
+    );
+    daemon.wait_log("storage is writable again", Duration::from_secs(5));
+
+    // Read-only: the same.
+    fs.remount("ro");
+    push(700);
+    daemon.wait_log("storage is read-only", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dirs.rows().len(), 5_100);
+    assert_eq!(ring.counters().released, 5_100);
+    assert_eq!(
+        count(&daemon.log(), "storage is read-only"),
+        1,
+        "{}",
+        daemon.log_text()
+    );
+    fs.remount("rw");
+    wait_for(
+        "rows after remounting read-write",
+        Duration::from_secs(10),
+        || dirs.rows().len() == 5_800,
+    );
+
+    let (status, log) = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "{log:#?}");
+    assert_eq!(durations(&dirs), (0..5_800).collect::<Vec<_>>());
+    assert_eq!(ring.counters().released, 5_800);
+    drop(fs);
+}
+
+#[test]
+fn read_only_storage_at_start_is_waited_for() {
+    let dirs = Dirs::new();
+    let Some(fs) = Tmpfs::mount(&dirs.storage, "256k") else {
+        return;
+    };
+    let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 10).unwrap();
+    for i in 0..10 {
+        ring.push(&record(0, i, i)).unwrap();
+    }
+    // A first drain creates the lock file, headers, CSV and checkpoint.
+    assert!(dirs.once().status.success());
+    for i in 10..30 {
+        ring.push(&record(0, i, i)).unwrap();
+    }
+    fs.remount("ro");
+    let daemon = dirs.daemon("0.02");
+    daemon.wait_log("storage is read-only", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ring.counters().released, 10);
+    fs.remount("rw");
+    wait_for("rows", Duration::from_secs(10), || dirs.rows().len() == 30);
+    let (status, _) = daemon.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(durations(&dirs), (0..30).collect::<Vec<_>>());
+    drop(fs);
+}
