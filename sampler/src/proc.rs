@@ -135,7 +135,8 @@ pub fn read_cmdline(process: &Process, buf: &mut Vec<u8>) -> Result<(), Skip> {
     Ok(())
 }
 
-/// Reads a `cmdline` file by path into `buf` (cleared first), in as few system calls as
+/// Reads a small /proc file (`cmdline`, `stat`, `statm`) by path into `buf` (cleared
+/// first), in as few system calls as
 /// possible: procfs fills a read as far as the buffer allows, so a short read is the end
 /// and the usual confirming read of zero bytes is skipped.
 pub fn read_cmdline_at(path: &str, buf: &mut Vec<u8>) -> Result<(), Skip> {
@@ -186,7 +187,41 @@ pub fn read_usage(process: &Process, info: &SystemInfo, btime: u64) -> Result<Us
     if stat.state == 'Z' {
         return Err(Skip::Zombie);
     }
-    let statm = process.statm()?;
+    usage(&stat, &process.statm()?, info, btime)
+}
+
+/// [`read_usage`] by path (`/proc/PID`), for the scan: the files are read in one system
+/// call each into `buf` and parsed by `procfs`, without a directory handle. The window in
+/// which the pid could be reused since its command line was read is a few microseconds;
+/// reusing it needs the whole pid space to wrap in that time.
+pub fn read_usage_at(
+    pid: i32,
+    info: &SystemInfo,
+    btime: u64,
+    path: &mut String,
+    buf: &mut Vec<u8>,
+) -> Result<Usage, Skip> {
+    use procfs::FromRead;
+    use std::fmt::Write as _;
+    path.clear();
+    let _ = write!(path, "/proc/{pid}/stat");
+    read_cmdline_at(path, buf)?;
+    let stat = Stat::from_read(&buf[..])?;
+    if stat.state == 'Z' {
+        return Err(Skip::Zombie);
+    }
+    path.push('m');
+    read_cmdline_at(path, buf)?;
+    let statm = procfs::process::StatM::from_read(&buf[..])?;
+    usage(&stat, &statm, info, btime)
+}
+
+fn usage(
+    stat: &Stat,
+    statm: &procfs::process::StatM,
+    info: &SystemInfo,
+    btime: u64,
+) -> Result<Usage, Skip> {
     let hz = info.ticks_per_second as f64;
     let rss = statm.resident.saturating_mul(info.page_size) as f64;
     Ok(Usage {
@@ -227,9 +262,9 @@ mod tests {
     #[test]
     fn cmdline_by_path_reads_long_command_lines_whole() {
         let long = "x".repeat(10_000);
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .arg(&long)
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x", &long])
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let path = format!("/proc/{}/cmdline", child.id());
@@ -239,7 +274,7 @@ mod tests {
         for _ in 0..500 {
             read_cmdline_at(&path, &mut buf).unwrap();
             if !buf.is_empty() {
-                whole = buf == format!("sleep\x0030\x00{long}\x00").into_bytes();
+                whole = buf == format!("sh\0-c\0read x\0{long}\0").into_bytes();
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
