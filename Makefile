@@ -1,0 +1,156 @@
+# Building the performance-metrics daemons for an Opentrons Flex and getting them onto one.
+# `make` (or `make help`) lists the targets; systemd/README.md walks through an install.
+#
+# Every target that talks to a robot needs host=<flex-ip>. Robot access is as root over
+# ssh with the robot key, like the other Opentrons Makefiles (scripts/push.mk).
+
+.DEFAULT_GOAL := help
+# Recipes that talk to a robot run one after another.
+.NOTPARALLEL:
+
+# --- robot access -------------------------------------------------------------------------
+default_ssh_key := ~/.ssh/robot_key
+default_ssh_opts := -o stricthostkeychecking=no -o userknownhostsfile=/dev/null
+# Identity file for the robot (empty: let ssh choose).
+ssh_key ?= $(default_ssh_key)
+# Further ssh/scp options.
+ssh_opts ?= $(default_ssh_opts)
+ssh_helper = $(if $(ssh_key),-i $(ssh_key)) $(ssh_opts)
+# OpenSSH 9 speaks SFTP by default; the robot may only have the legacy scp protocol.
+# -O asks for that, where this scp knows the flag.
+scp_legacy = $(shell scp -O 2>&1 | grep -q 'unknown option' || echo -O)
+# The robot server's HTTP port (tests point it at a stand-in).
+port ?= 31950
+
+# --- building -----------------------------------------------------------------------------
+CARGO ?= cargo
+RUSTC ?= rustc
+flex_target ?= aarch64-unknown-linux-gnu
+flex_linker ?= aarch64-linux-gnu-gcc
+cargo_target_dir := $(or $(CARGO_TARGET_DIR),target)
+flex_bin_dir = $(cargo_target_dir)/$(flex_target)/release
+binaries := perf-drainer system-resource-tracker
+
+# --- what goes where on the robot ---------------------------------------------------------
+# The root filesystem is read-only except while remounted; /data is writable.
+remote_bin_dir := /opt/opentrons-performance-metrics/bin
+remote_unit_dir := /etc/systemd/system
+remote_stage := /data/.opentrons-performance-metrics-push
+units := perf-drainer.service system-resource-tracker.service system-resource-tracker-dev.service
+data_dirs := /data/performance_metrics_data /data/performance_metrics_data_dev
+shm_dir := /dev/shm/performance_metrics
+# Which tracker unit push enables: system-resource-tracker or system-resource-tracker-dev.
+tracker ?= system-resource-tracker
+other_tracker = $(if $(filter system-resource-tracker-dev,$(tracker)),system-resource-tracker,system-resource-tracker-dev)
+services = perf-drainer $(tracker)
+
+# --- argument checks, before anything runs ------------------------------------------------
+host_targets := push set-performance-metrics-ff unset-performance-metrics-ff \
+	override-robot-version cleanup-remote-flex
+ifneq ($(filter $(host_targets),$(MAKECMDGOALS)),)
+ifeq ($(strip $(host)),)
+$(error host is not set: give the robot's address, e.g. `make $(firstword $(filter $(host_targets),$(MAKECMDGOALS))) host=<flex-ip>`)
+endif
+endif
+ifneq ($(filter override-robot-version,$(MAKECMDGOALS)),)
+ifeq ($(strip $(version)),)
+$(error version is not set: give the app's version, e.g. `make override-robot-version version=<app-version> host=<flex-ip>`)
+endif
+endif
+ifeq ($(filter system-resource-tracker system-resource-tracker-dev,$(tracker)),)
+$(error tracker must be system-resource-tracker or system-resource-tracker-dev, not "$(tracker)")
+endif
+
+# Remote shell snippets. The robot runs them with root's login shell, so they stay POSIX.
+# Whatever fails (or if the connection drops: HUP), the EXIT trap puts the root filesystem
+# back to read-only; the rw window covers only the copy.
+remount_rw = trap "mount -o remount,ro /" EXIT; trap "exit 1" HUP INT TERM; mount -o remount,rw /
+remount_ro = mount -o remount,ro /; trap - EXIT
+
+.PHONY: help
+help: ## Show this list
+	@echo 'Targets (host=<flex-ip> for every robot target; ssh_key=, ssh_opts=, port= to override):'
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-30s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
+
+.PHONY: check-flex-toolchain
+check-flex-toolchain: ## Check that the aarch64 Rust target and linker are installed
+	@missing=0; \
+	if [ ! -d "$$($(RUSTC) --print sysroot)/lib/rustlib/$(flex_target)/lib" ]; then \
+		echo "error: the Rust standard library for $(flex_target) is not installed; run: rustup target add $(flex_target)" >&2; \
+		missing=1; \
+	fi; \
+	if ! command -v $(flex_linker) >/dev/null 2>&1; then \
+		echo "error: the linker $(flex_linker) is not installed; on Debian/Ubuntu run: sudo apt-get install gcc-aarch64-linux-gnu (or pass flex_linker=<your aarch64 gcc>)" >&2; \
+		missing=1; \
+	fi; \
+	exit $$missing
+
+.PHONY: build-flex
+build-flex: check-flex-toolchain ## Release build of both daemons for the Flex (aarch64)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(flex_linker) \
+		$(CARGO) build --release --locked --target $(flex_target) -p perf-drainer -p perf-sampler
+	@echo "built: $(addprefix $(flex_bin_dir)/,$(binaries))"
+
+.PHONY: push
+push: build-flex ## Copy daemons and units to host=, enable and (re)start them (tracker=...-dev for the dev unit)
+	ssh $(ssh_helper) root@$(host) 'rm -rf $(remote_stage) && mkdir -p $(remote_stage)'
+	scp $(scp_legacy) $(ssh_helper) $(addprefix $(flex_bin_dir)/,$(binaries)) $(addprefix systemd/,$(units)) root@$(host):$(remote_stage)/
+	ssh $(ssh_helper) root@$(host) 'set -e; $(remount_rw); \
+		mkdir -p $(remote_bin_dir); \
+		for b in $(binaries); do cp $(remote_stage)/$$b $(remote_bin_dir)/$$b.new; chmod 0755 $(remote_bin_dir)/$$b.new; mv -f $(remote_bin_dir)/$$b.new $(remote_bin_dir)/$$b; done; \
+		for u in $(units); do cp $(remote_stage)/$$u $(remote_unit_dir)/$$u; chmod 0644 $(remote_unit_dir)/$$u; done; \
+		systemctl daemon-reload; \
+		systemctl disable --quiet $(other_tracker) 2>/dev/null || true; \
+		systemctl enable --quiet $(services); \
+		$(remount_ro); \
+		rm -rf $(remote_stage); \
+		systemctl restart $(services); \
+		systemctl --no-pager --lines=0 status $(services) || true'
+
+.PHONY: set-performance-metrics-ff
+set-performance-metrics-ff: ## Turn the robot's enablePerformanceMetrics feature flag on
+	curl --silent --show-error --fail -X POST \
+		-H 'opentrons-version: *' \
+		-H 'Content-Type: application/json' \
+		-d '{"id": "enablePerformanceMetrics", "value": true}' \
+		http://$(host):$(port)/settings
+	@echo
+
+.PHONY: unset-performance-metrics-ff
+unset-performance-metrics-ff: ## Turn the robot's enablePerformanceMetrics feature flag off
+	curl --silent --show-error --fail -X POST \
+		-H 'opentrons-version: *' \
+		-H 'Content-Type: application/json' \
+		-d '{"id": "enablePerformanceMetrics", "value": false}' \
+		http://$(host):$(port)/settings
+	@echo
+
+version_keys := opentrons_api_version update_server_version robot_server_version \
+	server_utils_version opentrons_hardware_version
+version_file = $(cargo_target_dir)/flex-VERSION.json
+
+.PHONY: override-robot-version
+override-robot-version: ## Make host= report version=<v> so that the app accepts it
+	@command -v python3 >/dev/null 2>&1 || { echo "error: override-robot-version needs python3 on this machine" >&2; exit 1; }
+	@mkdir -p $(cargo_target_dir)
+	ssh $(ssh_helper) root@$(host) 'cat /etc/VERSION.json' > $(version_file)
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d.update(dict.fromkeys(sys.argv[3:], sys.argv[2])); open(sys.argv[1], "w").write(json.dumps(d, indent=2) + "\n")' \
+		$(version_file) '$(version)' $(version_keys)
+	scp $(scp_legacy) $(ssh_helper) $(version_file) root@$(host):/data/VERSION.json
+	ssh $(ssh_helper) root@$(host) 'set -e; $(remount_rw); cp /data/VERSION.json /etc/VERSION.json; $(remount_ro); rm -f /data/VERSION.json'
+	rm -f $(version_file)
+	ssh $(ssh_helper) root@$(host) 'systemctl restart opentrons-robot-server'
+
+.PHONY: cleanup-remote-flex
+cleanup-remote-flex: ## Stop, disable and remove daemons, units and data from host=; flag off
+	ssh $(ssh_helper) root@$(host) 'systemctl stop $(basename $(units)) 2>/dev/null; \
+		set -e; $(remount_rw); \
+		systemctl disable --quiet $(basename $(units)) 2>/dev/null || true; \
+		rm -f $(addprefix $(remote_unit_dir)/,$(units)); \
+		rm -rf $(dir $(remote_bin_dir)); \
+		$(remount_ro); \
+		systemctl daemon-reload; \
+		rm -rf $(data_dirs) $(shm_dir) $(remote_stage); \
+		for u in $(basename $(units)); do if systemctl is-active --quiet $$u; then echo "error: $$u is still active" >&2; exit 1; fi; done; \
+		echo "performance metrics removed"'
+	$(MAKE) --no-print-directory unset-performance-metrics-ff host=$(host) port=$(port)
