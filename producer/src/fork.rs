@@ -2,12 +2,10 @@
 //! hot path compares it (one relaxed load) against the generation its ring and thread
 //! cache were made in.
 //!
-//! On its next record the child drops the inherited ring (unmapping it and closing its
-//! copy of the lock descriptor) and makes its own. Until then the child still maps the
-//! parent's ring, and a mapping keeps the file's lock alive just as a descriptor does, so
-//! a child that never tracks holds a dead parent's ring "alive" until it exits or execs.
-//! Releasing it at fork time would need the mapping's address (to `MADV_DONTFORK` it),
-//! which `perf_ring::ProducerRing` does not expose.
+//! The ring's mapping is excluded from fork (`MADV_DONTFORK`) and it holds no descriptor,
+//! so a child inherits nothing that keeps its parent's ring lock: once the parent exits,
+//! the drainer sees its ring as dead even while children live on, tracking or not. On its
+//! next record the child forgets the inherited ring and makes its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;

@@ -340,8 +340,9 @@ impl Tracker {
                 // SAFETY: `old` came from `Box::into_raw`. No thread of this process can
                 // hold it: the only thread that existed at the fork was in `fork()`, not
                 // in `ring()`, and every thread since then failed the generation check
-                // until the store above, after which it loads `new`. Dropping it unmaps
-                // the parent's ring and closes our copy of its lock descriptor.
+                // until the store above, after which it loads `new`. The parent's mapping
+                // was not inherited (MADV_DONTFORK); Drop sees the fork and leaves the
+                // address range alone.
                 drop(unsafe { Box::from_raw(old) });
             }
         }
@@ -375,12 +376,20 @@ impl Drop for Tracker {
 
 fn create_ring(setup: &Setup) -> Result<ProducerRing, SetupError> {
     create_dir(&setup.dir)?;
-    Ok(ProducerRing::create(
+    let ring = ProducerRing::create(
         &setup.dir,
         &setup.service,
         RobotActivityState::NAMES,
         setup.capacity,
-    )?)
+    )?;
+    // SAFETY: a forked child never touches a ring of its parent's generation: `ring()`
+    // checks the fork generation before loading the pointer, and `after_fork` only drops
+    // the inherited ring (which `ProducerRing`'s Drop handles in a child).
+    if let Err(e) = unsafe { ring.exclude_from_fork() } {
+        // Not fatal: a forked child then keeps the ring's lock until it tracks or exits.
+        log::warn!("performance metrics: {e}");
+    }
+    Ok(ring)
 }
 
 /// Creates the ring directory (and missing parents) with mode 0700 if it is missing.

@@ -14,8 +14,13 @@ use crate::{Record, RingError, RingInfo};
 ///
 /// Creating it takes a shared `flock` on the file that lives as long as this value (and
 /// dies with the process), which is how the drainer tells a live producer from a dead one.
+/// The descriptor is closed right after mapping: the mapping itself keeps the open file,
+/// and with it the lock, alive, so the ring holds no descriptor a child could inherit.
 /// Dropping it unmaps and unlocks but leaves the file: the drainer drains it and then
 /// removes it.
+///
+/// After `fork()` the child inherits the mapping, and with it the lock, unless
+/// [`ProducerRing::exclude_from_fork`] was called.
 ///
 /// ```
 /// use perf_ring::{ProducerRing, Record};
@@ -26,11 +31,14 @@ use crate::{Record, RingError, RingInfo};
 /// ```
 #[derive(Debug)]
 pub struct ProducerRing {
-    mapped: Mapped,
+    /// Holds the liveness lock (through the open file it references). `None` only while
+    /// being dropped in a forked child, where it must not be unmapped.
+    mapped: Option<Mapped>,
     info: RingInfo,
     path: PathBuf,
-    /// Holds the liveness lock; closed after the mapping is dropped.
-    file: File,
+    /// The process that mapped the ring; in any other (a forked child) there may be no
+    /// mapping at that address any more.
+    owner_pid: u32,
 }
 
 impl ProducerRing {
@@ -70,7 +78,7 @@ impl ProducerRing {
             std::fs::rename(&tmp, &path).map_err(|e| RingError::io("cannot publish", &path, e))?;
             Ok((file, mapped))
         });
-        let (file, mapped) = match built {
+        let (_file, mapped) = match built {
             Ok(parts) => parts,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -86,10 +94,10 @@ impl ProducerRing {
             states: states.iter().map(|s| (*s).to_owned()).collect(),
         };
         Ok(ProducerRing {
-            mapped,
+            mapped: Some(mapped),
             info,
             path,
-            file,
+            owner_pid: pid,
         })
     }
 
@@ -101,10 +109,10 @@ impl ProducerRing {
         lock_shared(&file, path)?;
         let mapped = Mapped::map(&file, path, info.capacity)?;
         Ok(ProducerRing {
-            mapped,
+            mapped: Some(mapped),
             info,
             path: path.to_path_buf(),
-            file,
+            owner_pid: std::process::id(),
         })
     }
 
@@ -147,7 +155,10 @@ impl ProducerRing {
     /// the record is dropped and counted in the ring's header.
     #[inline]
     pub fn push(&self, record: &Record) -> Result<u64, PushError> {
-        self.mapped.view().push(record)
+        match &self.mapped {
+            Some(mapped) => mapped.view().push(record),
+            None => Err(PushError::Full),
+        }
     }
 
     /// What this ring says about itself.
@@ -162,14 +173,52 @@ impl ProducerRing {
 
     /// The ring's counters right now.
     pub fn counters(&self) -> Counters {
-        self.mapped.view().counters()
+        self.mapped
+            .as_ref()
+            .map_or_else(Counters::default, |m| m.view().counters())
     }
 
-    /// The descriptor holding the liveness lock (for callers that must close it in a forked
-    /// child, where the inherited lock would otherwise keep a dead parent's ring "alive").
-    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.file.as_fd()
+    /// Keeps a forked child from inheriting the mapping (`MADV_DONTFORK`). The mapping is
+    /// the only thing holding the ring's lock, so a child that never tracks cannot keep a
+    /// dead parent's ring "alive" to the drainer.
+    ///
+    /// # Safety
+    ///
+    /// In a child forked after this call the ring's memory is not mapped: the child must
+    /// not call [`push`](Self::push) or [`counters`](Self::counters) on this value (nor
+    /// let anything else do so). Dropping it there is fine: `Drop` notices the fork and
+    /// leaves the address range alone.
+    pub unsafe fn exclude_from_fork(&self) -> Result<(), RingError> {
+        let Some(mapped) = &self.mapped else {
+            return Ok(());
+        };
+        // SAFETY: the range is exactly our live mapping; MADV_DONTFORK changes only what
+        // a future fork copies, never this process's view of the memory.
+        let rc = unsafe {
+            libc::madvise(
+                mapped.addr() as *mut libc::c_void,
+                mapped.len(),
+                libc::MADV_DONTFORK,
+            )
+        };
+        if rc != 0 {
+            return Err(RingError::io(
+                "cannot exclude from fork",
+                &self.path,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProducerRing {
+    fn drop(&mut self) {
+        if std::process::id() != self.owner_pid {
+            // A forked child: the parent's mapping may not exist here (MADV_DONTFORK), and
+            // something else may live at its address now. Leave the range alone.
+            std::mem::forget(self.mapped.take());
+        }
     }
 }
 
