@@ -6,6 +6,7 @@
 //!   so the figure is the drainer's CPU cost, not a disk's;
 //! - `csv_crate`: the same rows formatted by the `csv` crate (QUOTE_ALL, CRLF) into memory,
 //!   no rings and no I/O: what a straightforward Rust writer costs;
+//! - `format_only`: the drainer's row formatting alone (no rings, no I/O);
 //! - `memcpy`: copying the finished CSV bytes once: the floor any writer pays.
 //!
 //! Run: `cargo bench -p perf-drainer --bench drain`.
@@ -113,6 +114,19 @@ fn drain(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         )
+    });
+
+    let states: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
+    let format = perf_drainer::rows::RowFormat::new(&states);
+    let mut out = Vec::with_capacity(TOTAL as usize * 64);
+    group.bench_function("format_only", |b| {
+        b.iter(|| {
+            out.clear();
+            for r in &records {
+                format.push(&mut out, r.state, r.start_ns, r.duration_ns);
+            }
+            std::hint::black_box(&out);
+        })
     });
 
     let mut bytes = Vec::new();

@@ -28,6 +28,7 @@ use perf_table::{TableError, TableFile, ROBOT_ACTIVITY};
 use crate::checkpoint::{Checkpoint, CheckpointError, CsvState, RingEntry};
 use crate::failpoint::Failpoint;
 use crate::lock::{LockError, StorageLock};
+use crate::rows::RowFormat;
 use crate::scan::{self, AllowedUids, SkipLog};
 
 /// Records read per round, across all rings. Bounds the row buffer (about 60 bytes a row,
@@ -110,8 +111,8 @@ struct Progress {
 struct Tracked {
     ring: ConsumerRing,
     id: u64,
-    /// State names by index (validated by the ring crate: `[A-Z][A-Z0-9_]*`).
-    states: Vec<String>,
+    /// Pre-quoted row prefixes, one per state name.
+    format: RowFormat,
     base: u64,
     /// Durable: in the CSV and the checkpoint.
     committed: Progress,
@@ -439,7 +440,7 @@ impl Drainer {
         self.rings.push(Tracked {
             ring,
             id: info.ring_id,
-            states: info.states,
+            format: RowFormat::new(&info.states),
             base,
             committed: progress,
             pending: progress,
@@ -711,26 +712,18 @@ fn fill(
 /// are counted and skipped (logged once per ring).
 fn format_rows(t: &mut Tracked, buf: &mut Vec<u8>, batch: &[Record]) {
     for r in batch {
-        match t.states.get(r.state as usize) {
-            Some(name) => {
-                perf_table::Row::new(buf)
-                    .str(name)
-                    .uint(r.start_ns)
-                    .uint(r.duration_ns)
-                    .end();
-                t.pending.written += 1;
-            }
-            None => {
-                t.pending.invalid += 1;
-                if !t.warned_invalid {
-                    t.warned_invalid = true;
-                    log::warn!(
-                        "{}: record with state index {} but only {} states; skipping it (and counting any others)",
-                        t.ring.path().display(),
-                        r.state,
-                        t.states.len()
-                    );
-                }
+        if t.format.push(buf, r.state, r.start_ns, r.duration_ns) {
+            t.pending.written += 1;
+        } else {
+            t.pending.invalid += 1;
+            if !t.warned_invalid {
+                t.warned_invalid = true;
+                log::warn!(
+                    "{}: record with state index {} but only {} states; skipping it (and counting any others)",
+                    t.ring.path().display(),
+                    r.state,
+                    t.format.len()
+                );
             }
         }
     }

@@ -6,5 +6,6 @@ mod cli;
 mod compat;
 mod crash;
 mod hostile;
+mod idle;
 mod lifecycle;
 mod storage;
