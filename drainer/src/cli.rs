@@ -210,6 +210,8 @@ pub fn run(cfg: Config, interval: Duration) -> Result<(), AppError> {
 /// `perf-drainer once`.
 pub fn once(cfg: Config) -> Result<(), AppError> {
     let mut drainer = Drainer::new(cfg)?;
+    // A storage failure ends `once` with its one error line; no separate log line.
+    drainer.log_storage_errors(false);
     drainer.prepare()?;
     let r = drainer.drain_all()?;
     println!(

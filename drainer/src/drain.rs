@@ -177,6 +177,7 @@ impl Report {
 struct StorageLog {
     last_logged: Option<Instant>,
     blocked_since: Option<Instant>,
+    quiet: bool,
 }
 
 impl StorageLog {
@@ -270,11 +271,22 @@ impl Drainer {
     pub fn prepare(&mut self) -> Result<(), StorageError> {
         let r = self.ensure_table();
         self.table = None;
-        match &r {
-            Ok(()) => self.storage_log.succeeded(),
-            Err(e) => self.storage_log.failed(e),
-        }
+        self.note_storage(r.as_ref().err());
         r
+    }
+
+    /// Whether storage failures are logged here (rate-limited, for the daemon) or only
+    /// returned (for `once`, which reports them itself and exits).
+    pub fn log_storage_errors(&mut self, on: bool) {
+        self.storage_log.quiet = !on;
+    }
+
+    fn note_storage(&mut self, err: Option<&StorageError>) {
+        match err {
+            None => self.storage_log.succeeded(),
+            Some(e) if !self.storage_log.quiet => self.storage_log.failed(e),
+            Some(_) => {}
+        }
     }
 
     /// One cycle: scan for rings, then rounds until all are caught up or `deadline` passes
@@ -295,11 +307,11 @@ impl Drainer {
         loop {
             match self.round() {
                 Ok(r) => {
-                    self.storage_log.succeeded();
+                    self.note_storage(None);
                     total.add(r);
                 }
                 Err(e) => {
-                    self.storage_log.failed(&e);
+                    self.note_storage(Some(&e));
                     return Err(e);
                 }
             }

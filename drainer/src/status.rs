@@ -26,7 +26,8 @@ pub struct RingStatus {
     pub pid: Option<u32>,
     /// The ring id, in hex as in the file name.
     pub ring_id: Option<String>,
-    /// Whether a producer still holds the ring.
+    /// Whether a producer still holds the ring (or the drainer, which keeps the lock of a
+    /// ring it found dead until it removes it, at most one cycle later).
     pub alive: Option<bool>,
     /// Capacity in records.
     pub capacity: Option<u64>,

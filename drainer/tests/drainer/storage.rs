@@ -178,6 +178,17 @@ fn read_only_storage_at_start_is_waited_for() {
         ring.push(&record(0, i, i)).unwrap();
     }
     fs.remount("ro");
+    // `once` cannot commit: one line naming the cause, exit 1, nothing consumed.
+    let out = crate::util::output_within(
+        dirs.cmd(&["once", "--log-level", "warning"]),
+        Duration::from_secs(30),
+    );
+    let err = crate::util::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("storage is read-only"), "{err}");
+    assert_eq!(ring.counters().released, 10);
+
     let daemon = dirs.daemon("0.02");
     daemon.wait_log("storage is read-only", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
