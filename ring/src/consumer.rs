@@ -92,12 +92,21 @@ impl ConsumerRing {
     }
 
     /// Whether a producer still holds the ring's lock. Locks die with their process, so a
-    /// reused pid cannot fool this. Once it says `false` it keeps the lock, so the answer
-    /// stays `false`.
+    /// reused pid cannot fool this.
+    ///
+    /// The check takes the lock exclusively and lets go at once, so several observers (the
+    /// drainer, `perf-drainer status`) can ask without disturbing each other's answer;
+    /// only two asking at the very same instant can see "alive" for a dead ring, never the
+    /// reverse.
     pub fn producer_alive(&self) -> bool {
+        let fd = self.file.as_raw_fd();
         // SAFETY: the descriptor is owned by `self.file` and open for the whole call.
-        let rc = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        rc != 0
+        let taken = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if taken {
+            // SAFETY: as above; we hold the lock we are releasing.
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
+        }
+        !taken
     }
 
     /// Position of the next record to read.

@@ -409,6 +409,10 @@ fn liveness_follows_the_lock_not_the_pid() {
     holder.wait().unwrap();
     assert!(!consumer.producer_alive());
     assert!(!consumer.producer_alive(), "dead stays dead");
+    // Asking does not hold the lock: a second observer gets the same answer.
+    let observer = ConsumerRing::open(&path).unwrap();
+    assert!(!observer.producer_alive());
+    assert!(!consumer.producer_alive());
     let mut batch = Vec::new();
     assert_eq!(consumer.read_batch(&mut batch, 10).unwrap(), 0);
     consumer.remove().unwrap();
