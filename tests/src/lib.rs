@@ -1,3 +1,5 @@
 //! Cross-crate integration, multi-process stress and crash tests, and the load generator.
 
+pub mod bins;
 pub mod load;
+pub mod stress;
