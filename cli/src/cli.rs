@@ -1,0 +1,341 @@
+//! The command line: `perf-metrics demo | report | export | status`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::window::{parse_time, Window};
+
+/// Default directory of the CSV files on a robot.
+pub const ROBOT_STORAGE_DIR: &str = "/data/performance_metrics_data";
+
+/// Performance metrics of the Opentrons Flex: see a demo of the whole pipeline, summarise
+/// the CSV files, export a timeline, look at the rings.
+#[derive(Debug, Parser)]
+#[command(name = "perf-metrics", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline for a few seconds: simulated robot services (child processes,
+    /// one crashing), the drainer and the system resource tracker; then print the report.
+    Demo(DemoArgs),
+    /// Summarise robot_activity_data and system_resource_data: per state count, total,
+    /// mean, p50/p95/p99 (nearest rank) and max; per command CPU and memory.
+    Report(ReportArgs),
+    /// Export the robot activity as a timeline for Perfetto or chrome://tracing.
+    Export(ExportArgs),
+    /// Show the rings in the ring directory (the same view as `perf-drainer status`).
+    Status(StatusArgs),
+    /// A simulated robot service (started by `demo`).
+    #[command(hide = true)]
+    DemoService(ServiceArgs),
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Length of the simulated robot day in seconds (2 to 600).
+    #[arg(long, default_value = "12", value_parser = parse_seconds)]
+    pub seconds: f64,
+    /// Directory to write the CSV files into (created if missing; appended to if they exist).
+    #[arg(long, value_name = "DIR", default_value = "performance_metrics_data")]
+    pub out: PathBuf,
+    /// Directory in which the demo makes (and at the end removes) its own ring directory.
+    #[arg(long, value_name = "DIR", default_value = "/dev/shm")]
+    pub shm_parent: PathBuf,
+}
+
+/// `--since` / `--until`.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only records starting (samples taken) at or after this time: RFC 3339
+    /// (2024-07-31T18:20:00Z, 2024-07-31T20:20:00+02:00) or seconds since the epoch.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<u64>,
+    /// Only records starting (samples taken) before this time; same formats as --since.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<u64>,
+}
+
+impl WindowArgs {
+    fn window(&self) -> Window {
+        Window {
+            since: self.since,
+            until: self.until,
+        }
+    }
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Directory holding robot_activity_data and/or system_resource_data.
+    #[arg(value_name = "DIR", default_value = ROBOT_STORAGE_DIR)]
+    pub dir: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write Trace Event Format JSON to this file (`-` for stdout).
+    #[arg(long, value_name = "OUT.json", required = true)]
+    pub chrome_trace: PathBuf,
+    /// Directory holding robot_activity_data.
+    #[arg(value_name = "DIR", default_value = ROBOT_STORAGE_DIR)]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// `status`: the options of `perf-drainer status`, with the same environment fallbacks.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Directory the instrumented services create their ring files in.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OT_PERFORMANCE_METRICS_SHM_DIR",
+        default_value = "/dev/shm/performance_metrics"
+    )]
+    pub shm_dir: PathBuf,
+    /// Storage directory whose drainer checkpoint says how much of each ring was written.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OT_PERFORMANCE_METRICS_STORAGE_DIR",
+        default_value = ROBOT_STORAGE_DIR
+    )]
+    pub storage_dir: PathBuf,
+    /// Also accept rings owned by this uid (repeat or comma-separate; own euid and root
+    /// are always accepted).
+    #[arg(
+        long = "allow-uid",
+        value_name = "UID",
+        env = "OT_PERFORMANCE_METRICS_ALLOWED_UIDS",
+        value_delimiter = ','
+    )]
+    pub allow_uids: Vec<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The hidden `demo-service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The demo run this service belongs to (lets the demo's sampler find it).
+    #[arg(long)]
+    pub run: String,
+    #[arg(long)]
+    pub shm_dir: PathBuf,
+    #[arg(long)]
+    pub service: String,
+    #[arg(long, default_value = "2")]
+    pub threads: u32,
+    #[arg(long, value_parser = parse_seconds)]
+    pub seconds: f64,
+    #[arg(long)]
+    pub crash_after: Option<f64>,
+    #[arg(long, default_value = "1")]
+    pub seed: u64,
+}
+
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(s) if (2.0..=600.0).contains(&s) => Ok(s),
+        _ => Err("expected seconds from 2 to 600".into()),
+    }
+}
+
+/// A failure after the command line was accepted (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Status(#[from] perf_drainer::cli::AppError),
+    #[error("{0}")]
+    Service(String),
+    #[error("--since must be before --until")]
+    EmptyWindow,
+}
+
+/// Runs the command.
+pub fn execute(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Demo(args) => {
+            // The drainer and the sampler log through `log`: warnings and errors only.
+            let _ = perf_daemon::logging::init(log::LevelFilter::Warn);
+            let summary = crate::demo::run(&crate::demo::DemoConfig {
+                seconds: args.seconds,
+                out: args.out,
+                shm_parent: args.shm_parent,
+            })?;
+            print!("{}", summary.text);
+            Ok(())
+        }
+        Command::Report(args) => report(&args),
+        Command::Export(args) => export(&args),
+        Command::Status(args) => {
+            let cfg = perf_drainer::Config {
+                storage_dir: args.storage_dir,
+                shm_dir: args.shm_dir,
+                allowed: perf_drainer::scan::AllowedUids::with_defaults(&args.allow_uids),
+            };
+            Ok(perf_drainer::cli::status(&cfg, args.json)?)
+        }
+        Command::DemoService(args) => crate::service::run(&crate::service::ServiceConfig {
+            shm_dir: args.shm_dir,
+            service: args.service,
+            threads: args.threads,
+            seconds: args.seconds,
+            crash_after: args.crash_after,
+            seed: args.seed,
+        })
+        .map_err(CliError::Service),
+    }
+}
+
+fn checked_window(args: &WindowArgs) -> Result<Window, CliError> {
+    let window = args.window();
+    if let (Some(s), Some(u)) = (window.since, window.until) {
+        if s >= u {
+            return Err(CliError::EmptyWindow);
+        }
+    }
+    Ok(window)
+}
+
+fn report(args: &ReportArgs) -> Result<(), CliError> {
+    let window = checked_window(&args.window)?;
+    let report = crate::report::build(&args.dir, window, &mut |p| eprintln!("{p}"))?;
+    let text = if args.json {
+        // Strings and numbers always serialise.
+        let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
+        s.push('\n');
+        s
+    } else {
+        crate::report::render_text(&report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| CliError::Write {
+            path: "stdout".into(),
+            source,
+        })
+}
+
+fn export(args: &ExportArgs) -> Result<(), CliError> {
+    let window = checked_window(&args.window)?;
+    let path = args.dir.join(perf_table::ROBOT_ACTIVITY.name);
+    let mut problems = Vec::new();
+    let rows = crate::data::read_activity(&path, &mut problems).map_err(|source| {
+        crate::report::ReportError::Read {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| window.contains(r.start_ns))
+        .collect();
+    let write_error = |source| CliError::Write {
+        path: args.chrome_trace.clone(),
+        source,
+    };
+    let summary = if args.chrome_trace.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        crate::export::write_chrome_trace(&rows, &mut out).map_err(write_error)?
+    } else {
+        let file = std::fs::File::create(&args.chrome_trace).map_err(write_error)?;
+        let mut out = std::io::BufWriter::new(file);
+        let s = crate::export::write_chrome_trace(&rows, &mut out).map_err(write_error)?;
+        out.into_inner()
+            .map_err(|e| write_error(e.into_error()))?
+            .sync_all()
+            .map_err(write_error)?;
+        s
+    };
+    if args.chrome_trace.as_os_str() != "-" {
+        println!(
+            "wrote {} events on {} tracks to {}{} (open it in ui.perfetto.dev or chrome://tracing)",
+            summary.events,
+            summary.tracks,
+            args.chrome_trace.display(),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!("; {} malformed lines skipped", problems.len())
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The one line printed for a command-line error.
+pub fn one_line_error(err: &clap::Error) -> String {
+    err.render()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn windows_parse() {
+        let cli = Cli::try_parse_from([
+            "perf-metrics",
+            "report",
+            "/x",
+            "--since",
+            "2024-07-31T18:20:00Z",
+            "--until",
+            "1722450001",
+        ])
+        .unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("not report");
+        };
+        assert_eq!(args.dir, PathBuf::from("/x"));
+        assert_eq!(args.window.since, Some(1_722_450_000_000_000_000));
+        assert_eq!(args.window.until, Some(1_722_450_001_000_000_000));
+        assert!(Cli::try_parse_from(["perf-metrics", "report", "--since", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["perf-metrics", "demo", "--seconds", "1"]).is_err());
+        assert!(Cli::try_parse_from(["perf-metrics", "export", "/x"]).is_err());
+    }
+}

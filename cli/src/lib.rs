@@ -1,0 +1,14 @@
+//! `perf-metrics`, the human-facing tool of the performance-metrics workspace: a one-command
+//! demo of the whole pipeline ([`demo`], with simulated services in [`service`]), a report
+//! over the CSV files ([`report`], reading them back with [`data`]), a timeline export
+//! ([`export`]) and the ring status view of `perf-drainer` (reused from
+//! [`perf_drainer::status`]). See README.md.
+
+pub mod cli;
+pub mod data;
+pub mod demo;
+pub mod export;
+pub mod report;
+pub mod service;
+pub mod units;
+pub mod window;
