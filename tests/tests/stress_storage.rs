@@ -1,0 +1,165 @@
+//! Storage faults: the storage directory is a small tmpfs that is repeatedly filled (to
+//! the last page, or leaving a few KiB so that appends and checkpoints fail half-way),
+//! remounted read-only, and given back, at random, while `perf-load` processes keep
+//! writing and the drainer is now and then SIGKILLed mid-fault. Once space returns
+//! everything arrives by itself: every record committed to a ring is in the CSV exactly
+//! once. Skipped with a printed reason where mounting is not permitted.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use perf_tests::stress::{
+    alarming, load_report_within, scaled, wait_until, Dirs, LoadReport, LoadSpec, Rng, Summary,
+    Tally, Tmpfs,
+};
+
+const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
+
+#[test]
+fn stress_storage_full_and_read_only_then_recovery() {
+    let mut rng = Rng::from_env("stress_storage");
+    let mut summary = Summary::new("stress_storage", rng.seed());
+    let dirs = Arc::new(Dirs::new());
+    let fs = match Tmpfs::mount(&dirs.storage, "8m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED stress_storage: {why}; run as root where mount is permitted");
+            summary.note = format!("SKIPPED: {why}");
+            summary.report();
+            return;
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reports: Arc<Mutex<Vec<LoadReport>>> = Arc::default();
+    let producer = {
+        let (dirs, stop, reports) = (Arc::clone(&dirs), Arc::clone(&stop), Arc::clone(&reports));
+        let mut rng = rng.fork();
+        std::thread::spawn(move || {
+            let mut run_id = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let spec = LoadSpec {
+                    service: "store".into(),
+                    threads: rng.range(1, 3) as u32,
+                    records: rng.range(100, 2_000) as u32,
+                    // Big enough to wait out a fault of a second or two without dropping.
+                    capacity: 1 << 16,
+                    hold_ms: rng.range(0, 300),
+                    run_id,
+                };
+                run_id += 1;
+                let child = spec.spawn(Path::new(PERF_LOAD), &dirs.shm);
+                let r = load_report_within(child, Duration::from_secs(120));
+                reports.lock().unwrap().push(r);
+                std::thread::sleep(Duration::from_millis(rng.range(10, 100)));
+            }
+        })
+    };
+
+    let mut log = Vec::new();
+    let mut daemon = Some(dirs.drainer("0.02", |_| {}));
+    // The first start creates the lock file (a first start on read-only storage cannot,
+    // and exits 1 for systemd to retry): let it, before the first fault.
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .as_ref()
+            .is_some_and(|d| d.logged("draining rings in"))),
+        "drainer did not start"
+    );
+    let (mut full, mut nearly, mut ro, mut kills) = (0, 0, 0, 0);
+    for _ in 0..scaled(12) {
+        summary.trials += 1;
+        // A fault...
+        let filler = match rng.below(3) {
+            0 => {
+                full += 1;
+                Some(fs.fill("filler", 0))
+            }
+            1 => {
+                nearly += 1;
+                Some(fs.fill("filler", rng.range(1, 16) * 4096))
+            }
+            _ => {
+                ro += 1;
+                fs.remount("ro");
+                None
+            }
+        };
+        std::thread::sleep(rng.millis(50, 600));
+        // ...during which the drainer may die and come back.
+        if rng.chance(1, 3) {
+            if let Some(d) = daemon.take() {
+                log.extend(d.kill());
+            }
+            kills += 1;
+            daemon = Some(dirs.drainer("0.02", |_| {}));
+            std::thread::sleep(rng.millis(20, 300));
+        }
+        // The drainer waits faults out; it never gives up and exits.
+        if let Some(d) = daemon.as_mut() {
+            if let Some(status) = d.exited() {
+                panic!(
+                    "drainer exited ({status:?}) during a storage fault:\n{}",
+                    d.log().join("\n")
+                );
+            }
+        }
+        // ...then recovery.
+        match filler {
+            Some(path) => std::fs::remove_file(path).expect("remove filler"),
+            None => fs.remount("rw"),
+        }
+        std::thread::sleep(rng.millis(50, 400));
+    }
+    stop.store(true, Ordering::Relaxed);
+    producer.join().expect("producer thread");
+    let reports = std::mem::take(&mut *reports.lock().unwrap());
+    let total: u64 = reports.iter().map(|r| r.committed).sum();
+    let drained = wait_until(Duration::from_secs(60), || {
+        dirs.complete_rows() as u64 >= total && dirs.rings().is_empty()
+    });
+    let daemon = daemon.take().expect("a running drainer");
+    let (status, last_log) = daemon.terminate(Duration::from_secs(30));
+    log.extend(last_log);
+    let expected: HashMap<u32, Option<u64>> = reports
+        .iter()
+        .map(|r| (r.run_id, Some(r.committed)))
+        .collect();
+    let csv = dirs.csv();
+    let tally = Tally::of(&csv, &expected);
+    summary.kills = kills;
+    summary.written = total;
+    summary.dropped = reports.iter().map(|r| r.dropped).sum();
+    summary.lost = tally.lost;
+    summary.duplicated = tally.duplicated;
+    let said = |s: &str| log.iter().filter(|l| l.contains(s)).count();
+    summary.note = format!(
+        "faults: {full} full, {nearly} nearly full, {ro} read-only; logged: {} full, {} read-only, {} recovered",
+        said("storage is full"),
+        said("storage is read-only"),
+        said("storage is writable again")
+    );
+    summary.report();
+    drop(fs);
+
+    assert!(
+        drained,
+        "not drained within 60 s of the last fault: {} of {total} rows, rings left {:?}",
+        dirs.complete_rows(),
+        dirs.rings()
+    );
+    assert!(status.success(), "drainer exit {status:?}");
+    assert!(alarming(&log).is_empty(), "{:#?}", alarming(&log));
+    assert!(tally.clean(), "{}", tally.describe());
+    assert_eq!(
+        summary.dropped, 0,
+        "rings were sized to wait out the faults"
+    );
+    assert!(
+        said("storage is full") + said("storage is read-only") > 0,
+        "no fault was ever noticed by the drainer"
+    );
+}
