@@ -265,6 +265,30 @@ impl Tracker {
         })
     }
 
+    /// Records a span of `state` that started at monotonic `start_monotonic_ns` (from
+    /// [`crate::clock::monotonic_ns`], or Python's `time.monotonic_ns()`: the same clock)
+    /// and ends now, for callers that keep the start themselves instead of a [`Span`],
+    /// such as language bindings. The wall-clock start is derived as a span's is.
+    ///
+    /// ```
+    /// use perf_producer::{clock, Config, Recorded, RobotActivityState, Tracker};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut config = Config::new("doc");
+    /// config.enabled = Some(true);
+    /// config.shm_dir = Some(dir.path().into());
+    /// let tracker = Tracker::new(config);
+    /// let start = clock::monotonic_ns();
+    /// let recorded = tracker.record_since(RobotActivityState::Calibrating, start);
+    /// assert!(matches!(recorded, Recorded::Committed(_)));
+    /// ```
+    #[inline]
+    pub fn record_since(&self, state: RobotActivityState, start_monotonic_ns: u64) -> Recorded {
+        if !self.enabled {
+            return Recorded::Disabled;
+        }
+        self.finish(state, start_monotonic_ns)
+    }
+
     /// The end of a span that started at monotonic `start`.
     #[inline]
     fn finish(&self, state: RobotActivityState, start: u64) -> Recorded {
