@@ -137,7 +137,8 @@ pub struct ServiceArgs {
     /// The demo run this service belongs to (lets the demo's sampler find it).
     #[arg(long)]
     pub run: String,
-    #[arg(long)]
+    /// Ring directory (the producer library's own variable, as on a robot).
+    #[arg(long, env = "OT_PERFORMANCE_METRICS_SHM_DIR")]
     pub shm_dir: PathBuf,
     #[arg(long)]
     pub service: String,
@@ -147,8 +148,9 @@ pub struct ServiceArgs {
     pub seconds: f64,
     #[arg(long)]
     pub crash_after: Option<f64>,
-    #[arg(long, default_value = "1")]
-    pub seed: u64,
+    /// Random seed (default: from the pid and the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 fn parse_seconds(value: &str) -> Result<f64, String> {
@@ -208,7 +210,12 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             threads: args.threads,
             seconds: args.seconds,
             crash_after: args.crash_after,
-            seed: args.seed,
+            seed: args.seed.unwrap_or_else(|| {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                u64::from(std::process::id()) << 32 | u64::from(nanos)
+            }),
         })
         .map_err(CliError::Service),
     }

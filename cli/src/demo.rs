@@ -160,16 +160,16 @@ impl Services {
                 .last()
                 .and_then(|l| serde_json::from_str(l).ok());
             let pid = s.child.id();
-            let committed = outcome.as_ref().map_or(0, |o| o.committed);
+            let committed = match &outcome {
+                Some(o) => format!("{} records", o.committed),
+                None => "records not reported".into(),
+            };
             events.push(match status.signal() {
                 Some(sig) => format!(
-                    "{} (pid {pid}) killed by signal {sig} after committing {committed} records; its ring is drained, then removed",
+                    "{} (pid {pid}) killed by signal {sig} ({committed}); its ring is drained, then removed",
                     s.name
                 ),
-                None => format!(
-                    "{} (pid {pid}) finished its day: {committed} records",
-                    s.name
-                ),
+                None => format!("{} (pid {pid}) finished its day ({committed})", s.name),
             });
             s.ended = Some((outcome, status));
         }
@@ -301,18 +301,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoSummary, DemoError> {
     )?;
 
     let mut services = Services::default();
-    for (i, &(name, threads, crashes)) in SERVICES.iter().enumerate() {
+    for &(name, threads, crashes) in SERVICES {
         let mut cmd = Command::new(&exe);
         // A short argv[0] keeps the command lines in the report readable.
         cmd.arg0(SERVICE_ARGV0)
             .args(["demo-service", "--service", name, "--run", &run_id])
-            .args(["--threads", &threads.to_string(), "--shm-dir"])
-            .arg(&rings.0)
+            .args(["--threads", &threads.to_string()])
             .args(["--seconds", &cfg.seconds.to_string()])
-            .args([
-                "--seed",
-                &(run_start_ns ^ (i as u64 * 0x9e37_79b9)).to_string(),
-            ]);
+            // Where the producer library makes its ring, as on a robot.
+            .env("OT_PERFORMANCE_METRICS_SHM_DIR", &rings.0);
         if crashes {
             cmd.args(["--crash-after", &(cfg.seconds * 0.45).to_string()]);
         }
@@ -357,7 +354,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoSummary, DemoError> {
         }
         bar.set_position(started.elapsed().as_millis() as u64);
         bar.set_message(format!(
-            "{} services running · {} rows drained · {} resource samples",
+            "{} services running, {} rows drained, {} samples",
             running,
             counters.rows.load(Ordering::Relaxed),
             counters.samples.load(Ordering::Relaxed)
@@ -365,6 +362,8 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoSummary, DemoError> {
         interrupt.sleep_until(Instant::now() + Duration::from_millis(100));
     }
     bar.finish_and_clear();
+    // Ctrl-C reaches the services too (one process group): they may be gone first.
+    interrupted |= interrupt.requested();
     // Anything still running now is killed and reaped, so its ring is dead and drainable.
     for s in services.0.iter_mut().filter(|s| s.ended.is_none()) {
         let _ = s.child.kill();
@@ -518,7 +517,7 @@ fn progress_bar(seconds: f64) -> ProgressBar {
         ProgressDrawTarget::stderr(),
     );
     if let Ok(style) =
-        ProgressStyle::with_template("{spinner} simulated robot day {wide_bar} {msg}")
+        ProgressStyle::with_template("{spinner} robot day {elapsed:>3} {bar:24} {msg}")
     {
         bar.set_style(style);
     }

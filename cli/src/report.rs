@@ -397,8 +397,9 @@ pub fn render_text(report: &Report) -> String {
     if report.malformed_lines > 0 {
         let _ = writeln!(
             out,
-            "\n{} malformed lines skipped (listed on stderr)",
-            report.malformed_lines
+            "\n{} malformed line{} skipped (listed on stderr)",
+            report.malformed_lines,
+            if report.malformed_lines == 1 { "" } else { "s" }
         );
     }
     out

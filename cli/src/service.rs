@@ -8,7 +8,6 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,9 +61,12 @@ struct Counts {
 struct Counter(Arc<Mutex<Counts>>);
 
 impl Counter {
-    fn run(&self, state: State, nominal_ms: f64, day: &Day) {
+    /// One span of `state`, about `nominal_ms` long (scaled), spending `busy` of it (a
+    /// fraction) computing rather than waiting.
+    fn run(&self, state: State, nominal_ms: f64, busy: f64, day: &Day) {
         let span = perf_producer::track(state);
-        day.sleep(nominal_ms);
+        day.spin(nominal_ms * busy);
+        day.sleep(nominal_ms * (1.0 - busy));
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match span.end() {
             Recorded::Committed(_) => counts.committed += 1,
@@ -79,7 +81,6 @@ impl Counter {
 struct Day {
     scale: f64,
     end: Instant,
-    stop: AtomicBool,
 }
 
 impl Day {
@@ -90,8 +91,21 @@ impl Day {
         std::thread::sleep(want.min(left));
     }
 
+    /// Computes for `nominal_ms` scaled (an analysis is CPU-bound), so that the sampled CPU
+    /// times show something; cut short at the end of the working day.
+    fn spin(&self, nominal_ms: f64) {
+        let want = Duration::from_secs_f64((nominal_ms * self.scale / 1000.0).max(0.0));
+        let until = (Instant::now() + want).min(self.end);
+        let mut x = 1u64;
+        while Instant::now() < until {
+            for _ in 0..1000 {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
+        }
+    }
+
     fn over(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || Instant::now() >= self.end
+        Instant::now() >= self.end
     }
 }
 
@@ -116,27 +130,40 @@ enum Role {
 }
 
 fn work(role: Role, day: &Day, counter: &Counter, rng: &mut fastrand::Rng) {
+    let mut first = true;
     while !day.over() {
         match role {
             Role::Protocols => {
-                if rng.f64() < 0.4 {
-                    counter.run(State::Calibrating, around(rng, 220.0, 0.5), day);
+                // A robot calibrates before its first run, and now and then after.
+                if first || rng.f64() < 0.3 {
+                    counter.run(State::Calibrating, around(rng, 220.0, 0.5), 0.0, day);
                 }
-                counter.run(State::RunningProtocol, around(rng, 1800.0, 0.4), day);
+                counter.run(State::RunningProtocol, around(rng, 1800.0, 0.4), 0.02, day);
                 day.sleep(around(rng, 120.0, 0.6));
             }
             Role::Analysis => {
-                counter.run(State::AnalyzingProtocol, around(rng, 700.0, 0.5), day);
+                counter.run(State::AnalyzingProtocol, around(rng, 700.0, 0.5), 0.15, day);
                 for _ in 0..rng.u32(2..8) {
-                    counter.run(State::GettingCachedAnalysis, around(rng, 12.0, 0.7), day);
+                    counter.run(
+                        State::GettingCachedAnalysis,
+                        around(rng, 12.0, 0.7),
+                        0.0,
+                        day,
+                    );
                     day.sleep(around(rng, 30.0, 0.8));
                 }
             }
             Role::Cache => {
-                counter.run(State::GettingCachedAnalysis, around(rng, 6.0, 0.8), day);
+                counter.run(
+                    State::GettingCachedAnalysis,
+                    around(rng, 6.0, 0.8),
+                    0.0,
+                    day,
+                );
                 day.sleep(around(rng, 25.0, 0.9));
             }
         }
+        first = false;
     }
 }
 
@@ -158,18 +185,17 @@ pub fn run(config: &ServiceConfig) -> Result<(), String> {
     let startup = Day {
         scale,
         end: started + Duration::from_secs_f64(config.seconds * 0.08),
-        stop: AtomicBool::new(false),
     };
     counter.run(
         State::RobotStartingUp,
         around(&mut rng, 600.0, 0.2),
+        0.3,
         &startup,
     );
 
     let day = Arc::new(Day {
         scale,
         end: started + Duration::from_secs_f64(config.seconds * 0.9),
-        stop: AtomicBool::new(false),
     });
     let roles = [Role::Protocols, Role::Analysis, Role::Cache];
     let workers: Vec<_> = (0..config.threads)
@@ -204,11 +230,11 @@ pub fn run(config: &ServiceConfig) -> Result<(), String> {
     let shutdown = Day {
         scale,
         end: started + Duration::from_secs_f64(config.seconds),
-        stop: AtomicBool::new(false),
     };
     counter.run(
         State::RobotShuttingDown,
         around(&mut rng, 500.0, 0.2),
+        0.0,
         &shutdown,
     );
     let counts = counter.0.lock().unwrap_or_else(|e| e.into_inner());
