@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::window::{parse_time, Window};
 
 /// Default directory of the CSV files on a robot.
-pub const ROBOT_STORAGE_DIR: &str = "/data/performance_metrics_data";
+pub const ROBOT_STORAGE_DIR: &str = perf_table::DEFAULT_STORAGE_DIR;
 
 /// Performance metrics of the Opentrons Flex: see a demo of the whole pipeline, summarise
 /// the CSV files, export a timeline, look at the rings.
@@ -98,34 +98,12 @@ pub struct ExportArgs {
     pub window: WindowArgs,
 }
 
-/// `status`: the options of `perf-drainer status`, with the same environment fallbacks.
+/// `status`: the options of `perf-drainer status` (the drainer's own definition), with the
+/// same environment fallbacks.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Directory the instrumented services create their ring files in.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "OT_PERFORMANCE_METRICS_SHM_DIR",
-        default_value = "/dev/shm/performance_metrics"
-    )]
-    pub shm_dir: PathBuf,
-    /// Storage directory whose drainer checkpoint says how much of each ring was written.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "OT_PERFORMANCE_METRICS_STORAGE_DIR",
-        default_value = ROBOT_STORAGE_DIR
-    )]
-    pub storage_dir: PathBuf,
-    /// Also accept rings owned by this uid (repeat or comma-separate; own euid and root
-    /// are always accepted).
-    #[arg(
-        long = "allow-uid",
-        value_name = "UID",
-        env = "OT_PERFORMANCE_METRICS_ALLOWED_UIDS",
-        value_delimiter = ','
-    )]
-    pub allow_uids: Vec<u32>,
+    #[command(flatten)]
+    pub locations: perf_drainer::cli::Locations,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -138,7 +116,7 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub run: String,
     /// Ring directory (the producer library's own variable, as on a robot).
-    #[arg(long, env = "OT_PERFORMANCE_METRICS_SHM_DIR")]
+    #[arg(long, env = perf_ring::DIR_ENV)]
     pub shm_dir: PathBuf,
     #[arg(long)]
     pub service: String,
@@ -196,14 +174,10 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Report(args) => report(&args),
         Command::Export(args) => export(&args),
-        Command::Status(args) => {
-            let cfg = perf_drainer::Config {
-                storage_dir: args.storage_dir,
-                shm_dir: args.shm_dir,
-                allowed: perf_drainer::scan::AllowedUids::with_defaults(&args.allow_uids),
-            };
-            Ok(perf_drainer::cli::status(&cfg, args.json)?)
-        }
+        Command::Status(args) => Ok(perf_drainer::cli::status(
+            &args.locations.config(),
+            args.json,
+        )?),
         Command::DemoService(args) => crate::service::run(&crate::service::ServiceConfig {
             shm_dir: args.shm_dir,
             service: args.service,

@@ -28,16 +28,17 @@ pub struct Cli {
     pub options: Options,
 }
 
-/// Options shared by every subcommand.
+/// Where the rings and the CSV files are, and whose rings to accept: what every
+/// subcommand needs, and what `perf-metrics status` reuses.
 #[derive(Debug, Args)]
-pub struct Options {
+pub struct Locations {
     /// Directory for robot_activity_data, its _headers file, the checkpoint and the lock.
     #[arg(
         long,
         global = true,
         value_name = "DIR",
         env = "OT_PERFORMANCE_METRICS_STORAGE_DIR",
-        default_value = "/data/performance_metrics_data"
+        default_value = perf_table::DEFAULT_STORAGE_DIR
     )]
     pub storage_dir: PathBuf,
     /// Directory the instrumented services create their ring files in.
@@ -45,10 +46,38 @@ pub struct Options {
         long,
         global = true,
         value_name = "DIR",
-        env = "OT_PERFORMANCE_METRICS_SHM_DIR",
-        default_value = "/dev/shm/performance_metrics"
+        env = perf_ring::DIR_ENV,
+        default_value = perf_ring::DEFAULT_DIR
     )]
     pub shm_dir: PathBuf,
+    /// Also drain rings owned by this uid (repeat or comma-separate; own euid and root
+    /// are always allowed).
+    #[arg(
+        long = "allow-uid",
+        global = true,
+        value_name = "UID",
+        env = "OT_PERFORMANCE_METRICS_ALLOWED_UIDS",
+        value_delimiter = ','
+    )]
+    pub allow_uids: Vec<u32>,
+}
+
+impl Locations {
+    /// The drainer configuration these options describe.
+    pub fn config(&self) -> Config {
+        Config {
+            storage_dir: self.storage_dir.clone(),
+            shm_dir: self.shm_dir.clone(),
+            allowed: AllowedUids::with_defaults(&self.allow_uids),
+        }
+    }
+}
+
+/// Options of the daemon: the locations plus how often to drain and how much to log.
+#[derive(Debug, Args)]
+pub struct Options {
+    #[command(flatten)]
+    pub locations: Locations,
     /// Seconds between drain cycles (fractions allowed, > 0).
     #[arg(
         long,
@@ -69,16 +98,6 @@ pub struct Options {
         value_parser = parse_level
     )]
     pub log_level: LevelFilter,
-    /// Also drain rings owned by this uid (repeat or comma-separate; own euid and root
-    /// are always allowed).
-    #[arg(
-        long = "allow-uid",
-        global = true,
-        value_name = "UID",
-        env = "OT_PERFORMANCE_METRICS_ALLOWED_UIDS",
-        value_delimiter = ','
-    )]
-    pub allow_uids: Vec<u32>,
 }
 
 /// The subcommands.
@@ -134,20 +153,10 @@ pub enum AppError {
     },
 }
 
-impl Options {
-    /// The drainer configuration these options describe.
-    pub fn config(&self) -> Config {
-        Config {
-            storage_dir: self.storage_dir.clone(),
-            shm_dir: self.shm_dir.clone(),
-            allowed: AllowedUids::with_defaults(&self.allow_uids),
-        }
-    }
-}
 
 /// Runs the command (logging must already be set up).
 pub fn execute(cli: &Cli) -> Result<(), AppError> {
-    let cfg = cli.options.config();
+    let cfg = cli.options.locations.config();
     match cli.command.clone().unwrap_or(Command::Run) {
         Command::Run => run(cfg, cli.options.interval),
         Command::Once => once(cfg),
@@ -319,8 +328,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.command, Some(Command::Once));
-        assert_eq!(cli.options.storage_dir, PathBuf::from("/x"));
-        assert_eq!(cli.options.allow_uids, vec![5, 6]);
+        assert_eq!(cli.options.locations.storage_dir, PathBuf::from("/x"));
+        assert_eq!(cli.options.locations.allow_uids, vec![5, 6]);
         let cli = Cli::try_parse_from(["perf-drainer", "status", "--json"]).unwrap();
         assert_eq!(cli.command, Some(Command::Status { json: true }));
         assert_eq!(cli.options.log_level, LevelFilter::Info);

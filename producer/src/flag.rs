@@ -13,9 +13,9 @@ pub const DEFAULT_CONFIG_DIR: &str = "/data";
 /// The flag's key in `feature_flags.json`.
 pub const FLAG_KEY: &str = "enablePerformanceMetrics";
 /// Environment variable naming the ring directory (the drainer reads it too).
-pub const SHM_DIR_ENV: &str = "OT_PERFORMANCE_METRICS_SHM_DIR";
+pub const SHM_DIR_ENV: &str = perf_ring::DIR_ENV;
 /// The ring directory when [`SHM_DIR_ENV`] is not set.
-pub const DEFAULT_SHM_DIR: &str = "/dev/shm/performance_metrics";
+pub const DEFAULT_SHM_DIR: &str = perf_ring::DEFAULT_DIR;
 
 /// Whether the environment variable's value turns tracking on: `1`, `true` or `on` in any
 /// case. Anything else, the empty string included, means off.

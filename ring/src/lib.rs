@@ -18,6 +18,11 @@
 //! assert_eq!(consumer.info().states[out[0].state as usize], "ANALYZING_PROTOCOL");
 //! ```
 
+/// Where rings live unless [`DIR_ENV`] says otherwise; producers and the drainer agree on it.
+pub const DEFAULT_DIR: &str = "/dev/shm/performance_metrics";
+/// The environment variable naming the ring directory, honoured by producers and drainer.
+pub const DIR_ENV: &str = "OT_PERFORMANCE_METRICS_SHM_DIR";
+
 pub mod core;
 mod error;
 pub mod format;

@@ -25,6 +25,10 @@
 //! );
 //! ```
 
+/// Where the robot's CSV files live unless configured otherwise (the Python package's
+/// default).
+pub const DEFAULT_STORAGE_DIR: &str = "/data/performance_metrics_data";
+
 mod float;
 mod row;
 mod table;

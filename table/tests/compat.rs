@@ -44,6 +44,8 @@ fn robot_activity_bytes_match_python() {
 }
 
 #[test]
+// 3.1415926535 is the fixture's value, not an attempt at π.
+#[allow(clippy::approx_constant)]
 fn system_resource_bytes_match_python() {
     let dir = tempfile::tempdir().unwrap();
     let mut table = TableFile::open(dir.path(), &SYSTEM_RESOURCE).unwrap();
