@@ -181,9 +181,14 @@ impl<'a> RingView<'a> {
 
     /// Copies the record at `pos` out of the ring if it is published, `None` if not (yet).
     pub fn read(&self, pos: u64) -> Option<Record> {
+        // Nothing is ever published at position u64::MAX: its `seq` would wrap to 0, the
+        // value of a slot never written. A hostile file whose released position is
+        // u64::MAX must not have a zeroed slot read as a record (nor the cursor stepped
+        // past u64::MAX).
+        let want = pos.checked_add(1)?;
         let slot = self.slot(pos)?;
         // SYNC POINT: pairs with the Release store of `seq` in `push`.
-        if slot.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
+        if slot.seq.load(Ordering::Acquire) != want {
             return None;
         }
         let state_tid = slot.state_tid.load(Ordering::Relaxed);
