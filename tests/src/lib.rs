@@ -1,5 +1,6 @@
 //! Cross-crate integration, multi-process stress and crash tests, and the load generator.
 
 pub mod bins;
+pub mod hostile;
 pub mod load;
 pub mod stress;
