@@ -65,7 +65,7 @@ pub fn template(states: &[&str], capacity: u64) -> Vec<u8> {
 /// Publishes `record` at position `pos` in ring bytes of `capacity` slots (seq = pos + 1).
 pub fn publish(b: &mut [u8], capacity: u64, pos: u64, record: &Record) {
     let at = HEADER_SIZE as usize + (pos % capacity) as usize * SLOT_SIZE as usize;
-    put_u64(b, at, pos + 1);
+    put_u64(b, at, pos.wrapping_add(1));
     put_u64(b, at + 8, record.start_ns);
     put_u64(b, at + 16, record.duration_ns);
     put_u32(b, at + 24, record.state);
