@@ -153,7 +153,6 @@ pub enum AppError {
     },
 }
 
-
 /// Runs the command (logging must already be set up).
 pub fn execute(cli: &Cli) -> Result<(), AppError> {
     let cfg = cli.options.locations.config();

@@ -8,4 +8,5 @@ mod crash;
 mod hostile;
 mod idle;
 mod lifecycle;
+mod notify;
 mod storage;
