@@ -138,8 +138,7 @@ fn stress_sampler_survives_process_churn() {
                 let mut zombies: Vec<Child> = Vec::new();
                 let mut sleepers: Vec<Child> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let mark: &[u8] = rng.pick(MARKS);
-                    let mark = OsStr::from_bytes(mark);
+                    let mark = OsStr::from_bytes(MARKS[rng.below(MARKS.len() as u64) as usize]);
                     let (prog, arg) = if rng.chance(1, 3) {
                         ("true", String::new())
                     } else {
