@@ -276,17 +276,6 @@ fn export(args: &ExportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The one line printed for a command-line error.
-pub fn one_line_error(err: &clap::Error) -> String {
-    err.render()
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

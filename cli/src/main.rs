@@ -2,31 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use perf_metrics::cli::{execute, one_line_error, Cli};
+use perf_metrics::cli::{execute, Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match perf_daemon::cli::parse("perf-metrics") {
         Ok(cli) => cli,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            return match err.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = err.print();
-                    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        ExitCode::from(2)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                _ => {
-                    eprintln!("perf-metrics: {}", one_line_error(&err));
-                    ExitCode::from(2)
-                }
-            };
-        }
+        Err(code) => return code,
     };
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
-//! What both daemons (`perf-drainer` and the system resource tracker) need, written once:
+//! What both daemons (`perf-drainer` and the system resource tracker) need, written once
+//! (`perf-metrics` shares the command-line part):
 //!
+//! - [`cli`]: command-line errors as one line naming the flag or variable, exit status 2;
 //! - [`logging`]: a [`log`] backend that writes one line per record to stderr, with the
 //!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
 //! - [`notify`]: systemd `READY=1`, `STOPPING=1` and watchdog pings, no-ops outside systemd;
@@ -25,6 +27,7 @@
 //! perf_daemon::notify::stopping();
 //! ```
 
+pub mod cli;
 pub mod logging;
 pub mod notify;
 pub mod shutdown;

@@ -260,39 +260,6 @@ pub fn status(cfg: &Config, json: bool) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Turns a clap error into the one line the binary prints, naming the environment variable
-/// when the bad value came from one.
-pub fn one_line_error(err: &clap::Error) -> String {
-    use clap::CommandFactory;
-    let rendered = err.render().to_string();
-    let mut line = rendered
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .to_string();
-    let Some(clap::error::ContextValue::String(arg)) =
-        err.get(clap::error::ContextKind::InvalidArg)
-    else {
-        return line;
-    };
-    let cmd = Cli::command();
-    let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let given_as_flag = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    let env = cmd
-        .get_arguments()
-        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
-        .and_then(|a| a.get_env());
-    if let Some(env) = env {
-        if !given_as_flag && std::env::var_os(env).is_some() {
-            line.push_str(&format!(
-                " (from environment variable {})",
-                env.to_string_lossy()
-            ));
-        }
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

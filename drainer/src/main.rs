@@ -2,25 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use perf_drainer::cli::{execute, one_line_error, Cli};
+use perf_drainer::cli::{execute, Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match perf_daemon::cli::parse("perf-drainer") {
         Ok(cli) => cli,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            return match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = err.print();
-                    ExitCode::SUCCESS
-                }
-                _ => {
-                    eprintln!("perf-drainer: {}", one_line_error(&err));
-                    ExitCode::from(2)
-                }
-            };
-        }
+        Err(code) => return code,
     };
     if let Err(err) = perf_daemon::logging::init(cli.options.log_level) {
         eprintln!("perf-drainer: cannot set up logging: {err}");
