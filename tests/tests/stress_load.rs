@@ -22,7 +22,7 @@ fn stress_load_many_producers_exactly_once() {
     let mut expected: HashMap<u32, Option<u64>> = HashMap::new();
     let mut reports = Vec::new();
     let mut run_id = 1;
-    for _ in 0..scaled(3) {
+    for _ in 0..scaled(4) {
         summary.trials += 1;
         let procs = rng.range(3, 6);
         let children: Vec<_> = (0..procs)
@@ -30,9 +30,9 @@ fn stress_load_many_producers_exactly_once() {
                 let spec = LoadSpec {
                     service: format!("load{}", rng.below(4)),
                     threads: rng.range(2, 6) as u32,
-                    records: rng.range(2_000, 40_000) as u32,
+                    records: rng.range(2_000, 30_000) as u32,
                     // Small rings now and then: a slow cycle then makes producers drop.
-                    capacity: 1 << rng.range(12, 18),
+                    capacity: 1 << rng.range(14, 18),
                     hold_ms: rng.range(0, 300),
                     run_id,
                 };
