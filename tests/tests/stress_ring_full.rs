@@ -35,6 +35,7 @@ fn stress_ring_full_producers_never_block_and_drops_are_exact() {
                 .logged("draining rings in")),
             "drainer did not start"
         );
+        std::thread::sleep(Duration::from_millis(500));
         let specs: Vec<LoadSpec> = (0..rng.range(2, 5))
             .map(|i| LoadSpec {
                 service: "tiny".into(),
@@ -55,9 +56,16 @@ fn stress_ring_full_producers_never_block_and_drops_are_exact() {
             .into_iter()
             .map(|c| load_report_within(c, Duration::from_secs(90)))
             .collect();
+        let log_so_far = daemon.log();
         for (spec, r) in specs.iter().zip(&reports) {
             assert_eq!(r.committed + r.dropped, spec.attempted(), "{spec:?}");
-            if frozen {
+            // "Frozen" holds only if the drainer's first cycle (right after its start-up
+            // line) was over before this ring appeared; on a very loaded machine it may
+            // not have been, and then it may have freed slots.
+            let touched = log_so_far
+                .iter()
+                .any(|l| l.contains(&format!("draining {}", r.ring.display())));
+            if frozen && !touched {
                 assert_eq!(
                     r.committed,
                     spec.capacity.min(spec.attempted()),
