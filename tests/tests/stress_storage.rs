@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use perf_tests::stress::{
-    alarming, load_report_within, scaled, wait_until, Dirs, LoadReport, LoadSpec, Rng, Summary,
-    Tally, Tmpfs,
+    alarming, load_report_within, scale, scaled, wait_until, Dirs, LoadReport, LoadSpec, Rng,
+    Summary, Tally, Tmpfs,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -23,7 +23,8 @@ fn stress_storage_full_and_read_only_then_recovery() {
     let mut rng = Rng::from_env("stress_storage");
     let mut summary = Summary::new("stress_storage", rng.seed());
     let dirs = Arc::new(Dirs::new());
-    let fs = match Tmpfs::mount(&dirs.storage, "8m") {
+    // Room for all the rows (about 5 MiB per unit of scale) plus a drain round of slack.
+    let fs = match Tmpfs::mount(&dirs.storage, &format!("{}m", 8 * scale())) {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!("SKIPPED stress_storage: {why}; run as root where mount is permitted");
@@ -143,7 +144,6 @@ fn stress_storage_full_and_read_only_then_recovery() {
         said("storage is writable again")
     );
     summary.report();
-    drop(fs);
 
     assert!(
         drained,
@@ -161,5 +161,46 @@ fn stress_storage_full_and_read_only_then_recovery() {
     assert!(
         said("storage is full") + said("storage is read-only") > 0,
         "no fault was ever noticed by the drainer"
+    );
+    drop(fs);
+}
+
+/// Known drainer issue, kept as a failing test: a drain round is one all-or-nothing append
+/// of up to `ROUND_RECORDS` (32768) rows, about 1.8 MB. When less than that is free, every
+/// round fails with ENOSPC, so the drainer logs "storage is full" and writes nothing,
+/// although most of the backlog would fit; with producers still writing, their rings fill
+/// and drop. Run with `--ignored` to see it fail.
+#[test]
+#[ignore = "known issue: a round larger than the free space never commits (see tests/README.md)"]
+fn stress_storage_free_space_smaller_than_a_round_still_drains() {
+    let dirs = Dirs::new();
+    let fs = match Tmpfs::mount(&dirs.storage, "1m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    // 40000 rows, about 2.2 MB: more than the storage holds, and more than it has free.
+    let spec = LoadSpec {
+        service: "small".into(),
+        threads: 2,
+        records: 20_000,
+        capacity: 1 << 16,
+        hold_ms: 0,
+        run_id: 1,
+    };
+    let r = load_report_within(
+        spec.spawn(Path::new(PERF_LOAD), &dirs.shm),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.committed, 40_000);
+    let out = dirs.once(|_| {});
+    let rows = dirs.complete_rows();
+    drop(fs);
+    assert!(
+        rows > 0,
+        "1 MiB free, yet not one row written: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
