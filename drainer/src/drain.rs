@@ -15,6 +15,10 @@
 //! no record is written twice or lost.
 //!
 //! A *cycle* is one directory scan followed by rounds until every ring is caught up.
+//!
+//! When the storage is full, a round that does not fit is retried at once with half as
+//! many records, down to a single one, so whatever space is left is used (and records
+//! leave the rings before those fill up); after a round succeeds the size grows back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -95,6 +99,14 @@ impl StorageError {
             _ => "storage error",
         }
     }
+}
+
+/// Whether `e` says the storage has no room (rather than being unwritable).
+fn is_full(e: &StorageError) -> bool {
+    matches!(
+        e.io().raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
 }
 
 /// How far a ring was drained (committed or pending).
@@ -226,6 +238,8 @@ pub struct Drainer {
     buf: Vec<u8>,
     batch: Vec<Record>,
     failpoint: Failpoint,
+    /// Records per round now: [`ROUND_RECORDS`], or less while the storage is full.
+    round_records: usize,
 }
 
 impl Drainer {
@@ -249,6 +263,7 @@ impl Drainer {
             buf: Vec::with_capacity(ROUND_RECORDS * 64),
             batch: Vec::with_capacity(BATCH),
             failpoint: Failpoint::from_env(),
+            round_records: ROUND_RECORDS,
         })
     }
 
@@ -308,7 +323,13 @@ impl Drainer {
             match self.round() {
                 Ok(r) => {
                     self.note_storage(None);
+                    self.round_records = (self.round_records * 2).min(ROUND_RECORDS);
                     total.add(r);
+                }
+                Err(e) if is_full(&e) && self.round_records > 1 => {
+                    // Maybe a smaller round fits in the space that is left.
+                    self.round_records /= 2;
+                    continue;
                 }
                 Err(e) => {
                     self.note_storage(Some(&e));
@@ -526,7 +547,7 @@ impl Drainer {
     pub fn round(&mut self) -> Result<Report, StorageError> {
         self.buf.clear();
         let mut report = Report::default();
-        let mut budget = ROUND_RECORDS;
+        let mut budget = self.round_records;
         let mut vanished = Vec::new();
         let n = self.rings.len();
         for (i, t) in self.rings.iter_mut().enumerate() {

@@ -165,13 +165,10 @@ fn stress_storage_full_and_read_only_then_recovery() {
     drop(fs);
 }
 
-/// Known drainer issue, kept as a failing test: a drain round is one all-or-nothing append
-/// of up to `ROUND_RECORDS` (32768) rows, about 1.8 MB. When less than that is free, every
-/// round fails with ENOSPC, so the drainer logs "storage is full" and writes nothing,
-/// although most of the backlog would fit; with producers still writing, their rings fill
-/// and drop. Run with `--ignored` to see it fail.
+/// Regression: a drain round is one all-or-nothing append of up to `ROUND_RECORDS` rows
+/// (about 1.8 MB). It used to fail for good with ENOSPC whenever less than that was free,
+/// writing nothing although most of the backlog would fit; rounds now shrink on ENOSPC.
 #[test]
-#[ignore = "known issue: a round larger than the free space never commits (see tests/README.md)"]
 fn stress_storage_free_space_smaller_than_a_round_still_drains() {
     let dirs = Dirs::new();
     let fs = match Tmpfs::mount(&dirs.storage, "1m") {
