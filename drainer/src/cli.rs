@@ -167,7 +167,10 @@ pub fn execute(cli: &Cli) -> Result<(), AppError> {
 pub fn run(cfg: Config, interval: Duration) -> Result<(), AppError> {
     use perf_daemon::notify;
     let shutdown = perf_daemon::shutdown::Shutdown::install()?;
-    let mut drainer = Drainer::new(cfg)?;
+    let mut watchdog = notify::Watchdog::from_env();
+    let Some(mut drainer) = start(cfg, interval, &shutdown, &mut watchdog)? else {
+        return Ok(());
+    };
     // A storage problem is logged and retried each cycle; rings keep the records meanwhile.
     let _ = drainer.prepare();
     log::info!(
@@ -177,7 +180,6 @@ pub fn run(cfg: Config, interval: Duration) -> Result<(), AppError> {
         interval.as_secs_f64()
     );
     notify::ready();
-    let mut watchdog = notify::Watchdog::from_env();
     loop {
         let start = Instant::now();
         let more = drainer
@@ -213,6 +215,51 @@ pub fn run(cfg: Config, interval: Duration) -> Result<(), AppError> {
         ),
     }
     Ok(())
+}
+
+/// Sets the drainer up, waiting (and saying so, at most once a minute) while the storage
+/// cannot even hold its lock file, e.g. read-only or full on the very first start: the
+/// rings keep the records meanwhile. `None` if shutdown was asked for while waiting.
+fn start(
+    cfg: Config,
+    interval: Duration,
+    shutdown: &perf_daemon::shutdown::Shutdown,
+    watchdog: &mut perf_daemon::notify::Watchdog,
+) -> Result<Option<Drainer>, AppError> {
+    let mut waiting_since: Option<Instant> = None;
+    let mut logged: Option<Instant> = None;
+    loop {
+        match Drainer::new(cfg.clone()) {
+            Ok(drainer) => {
+                if let Some(since) = waiting_since {
+                    log::info!(
+                        "storage usable after {:.1} s; starting",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(Some(drainer));
+            }
+            Err(e) if e.is_storage() => {
+                let now = Instant::now();
+                if waiting_since.is_none() {
+                    // Up and retrying: systemd should not count this as a failed start.
+                    perf_daemon::notify::ready();
+                    waiting_since = Some(now);
+                }
+                if logged.is_none_or(|t| now.duration_since(t) >= crate::drain::STORAGE_LOG_EVERY) {
+                    log::warn!(
+                        "{e}; records stay in the rings, retrying every {} s",
+                        interval.as_secs_f64()
+                    );
+                    logged = Some(now);
+                }
+                if watchdog.sleep_until(shutdown, now + interval) {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `perf-drainer once`.

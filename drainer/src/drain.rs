@@ -42,7 +42,7 @@ pub const ROUND_RECORDS: usize = 1 << 15;
 /// Records copied out of a ring per `read_batch` call.
 const BATCH: usize = 4096;
 /// Storage errors are logged at most this often.
-const STORAGE_LOG_EVERY: Duration = Duration::from_secs(60);
+pub const STORAGE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the drainer reads and writes, and whom it trusts.
 #[derive(Debug, Clone)]
@@ -64,6 +64,14 @@ pub enum DrainError {
     /// The checkpoint exists but cannot be read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+}
+
+impl DrainError {
+    /// Whether the storage itself is the problem (read-only, full, not yet mounted), which
+    /// the daemon waits out, rather than another drainer or a broken checkpoint.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, DrainError::Lock(LockError::Io { .. }))
+    }
 }
 
 /// Writing to the storage directory failed; the drainer stops consuming and retries.

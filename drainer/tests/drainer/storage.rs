@@ -200,3 +200,34 @@ fn read_only_storage_at_start_is_waited_for() {
     assert_eq!(durations(&dirs), (0..30).collect::<Vec<_>>());
     drop(fs);
 }
+
+#[test]
+fn the_very_first_start_on_read_only_storage_waits_too() {
+    let dirs = Dirs::new();
+    let Some(fs) = Tmpfs::mount(&dirs.storage, "256k") else {
+        return;
+    };
+    // Read-only before the drainer ever ran: no lock file, no checkpoint, no CSV.
+    fs.remount("ro");
+    let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 10).unwrap();
+    for i in 0..25 {
+        ring.push(&record(0, i, i)).unwrap();
+    }
+    let daemon = dirs.daemon("0.02");
+    daemon.wait_log("records stay in the rings", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ring.counters().released, 0);
+    assert_eq!(
+        count(&daemon.log(), "records stay in the rings"),
+        1,
+        "logged once a minute at most: {}",
+        daemon.log_text()
+    );
+    fs.remount("rw");
+    wait_for("rows", Duration::from_secs(10), || dirs.rows().len() == 25);
+    daemon.wait_log("storage usable after", Duration::from_secs(5));
+    let (status, log) = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "{log:#?}");
+    assert_eq!(durations(&dirs), (0..25).collect::<Vec<_>>());
+    drop(fs);
+}
