@@ -308,6 +308,21 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// A section's first line: what it counts, the time span covered, and the file.
+fn heading(out: &mut String, what: &str, span: Option<(u64, u64)>, file: &std::path::Path) {
+    out.push_str(what);
+    if let Some((first, last)) = span {
+        let _ = write!(
+            out,
+            " from {} to {} ({})",
+            Utc(first),
+            Utc(last),
+            human_ns(last.saturating_sub(first) as f64)
+        );
+    }
+    let _ = writeln!(out, "  [{}]", file.display());
+}
+
 /// The report as text for people.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
@@ -320,17 +335,13 @@ pub fn render_text(report: &Report) -> String {
             );
         }
         Some(a) => {
-            let _ = write!(out, "robot activity: {} records", a.records);
-            if let (Some(f), Some(l)) = (a.first_start_ns, a.last_end_ns) {
-                let _ = write!(
-                    out,
-                    " from {} to {} ({})",
-                    Utc(f),
-                    Utc(l),
-                    human_ns(l.saturating_sub(f) as f64)
-                );
-            }
-            let _ = writeln!(out, "  [{}]", a.file.display());
+            let what = format!("robot activity: {} records", a.records);
+            heading(
+                &mut out,
+                &what,
+                a.first_start_ns.zip(a.last_end_ns),
+                &a.file,
+            );
             if !a.states.is_empty() {
                 let mut rows = vec![[
                     "STATE", "COUNT", "TOTAL", "MEAN", "P50", "P95", "P99", "MAX",
@@ -363,17 +374,13 @@ pub fn render_text(report: &Report) -> String {
             );
         }
         Some(r) => {
-            let _ = write!(out, "processes: {} samples", r.rows);
-            if let (Some(f), Some(l)) = (r.first_sample_ns, r.last_sample_ns) {
-                let _ = write!(
-                    out,
-                    " from {} to {} ({})",
-                    Utc(f),
-                    Utc(l),
-                    human_ns(l.saturating_sub(f) as f64)
-                );
-            }
-            let _ = writeln!(out, "  [{}]", r.file.display());
+            let what = format!("processes: {} samples", r.rows);
+            heading(
+                &mut out,
+                &what,
+                r.first_sample_ns.zip(r.last_sample_ns),
+                &r.file,
+            );
             if !r.commands.is_empty() {
                 let mut rows = vec![[
                     "CPU USED", "SAMPLES", "PROCS", "MEM MEAN", "MEM PEAK", "COMMAND",
