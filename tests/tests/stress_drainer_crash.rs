@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use perf_drainer::failpoint::{ENV, POINTS};
 use perf_tests::stress::{
-    alarming, load_report_within, scaled, wait_until, Dirs, LoadReport, LoadSpec, Rng, Summary,
-    Tally,
+    assert_drained_exactly_once, load_report_within, scaled, wait_until, Dirs, LoadReport,
+    LoadSpec, Rng, Summary, Tally,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -130,22 +130,6 @@ fn stress_drainer_crash_restarts_are_exactly_once() {
     );
     summary.report();
 
-    assert!(
-        drained,
-        "not drained within 60 s: {} of {total} rows, rings left {:?}",
-        dirs.complete_rows(),
-        dirs.rings()
-    );
-    assert!(status.success(), "final drainer exit {status:?}");
-    assert!(alarming(&all_logs).is_empty(), "{:#?}", alarming(&all_logs));
-    assert!(tally.clean(), "{}", tally.describe());
-    perf_tests::load::verify_csv(
-        &String::from_utf8_lossy(&dirs.csv()),
-        &reports
-            .iter()
-            .map(|r| (r.run_id, r.committed))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    assert_drained_exactly_once(&dirs, drained, status, &all_logs, &tally, &reports);
     assert!(failpoint_kills > 0, "no failpoint fired");
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use perf_tests::stress::{
-    alarming, books, load_report_within, scaled, Dirs, LoadSpec, Rng, Summary, Tally,
+    assert_drained_exactly_once, books, load_report_within, scaled, Dirs, LoadSpec, Rng, Summary,
+    Tally,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -60,23 +61,7 @@ fn stress_load_many_producers_exactly_once() {
     summary.lost = tally.lost;
     summary.duplicated = tally.duplicated;
     summary.report();
-    assert!(
-        drained,
-        "not drained within 60 s: {} of {total} rows, rings left {:?}",
-        dirs.complete_rows(),
-        dirs.rings()
-    );
-    assert!(status.success(), "drainer exit {status:?}");
-    assert!(alarming(&log).is_empty(), "{:#?}", alarming(&log));
-    assert!(tally.clean(), "{}", tally.describe());
-    perf_tests::load::verify_csv(
-        &String::from_utf8_lossy(&dirs.csv()),
-        &reports
-            .iter()
-            .map(|r| (r.run_id, r.committed))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    assert_drained_exactly_once(&dirs, drained, status, &log, &tally, &reports);
     // Each ring's books, as the drainer logged them when it removed the ring, match what
     // its producer counted: committed (claimed + dropped) = written + dropped.
     let books = books(&log);

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use perf_tests::stress::{
-    alarming, load_report_within, scale, scaled, wait_until, Dirs, LoadReport, LoadSpec, Rng,
-    Summary, Tally, Tmpfs,
+    assert_drained_exactly_once, load_report_within, scale, scaled, wait_until, Dirs, LoadReport,
+    LoadSpec, Rng, Summary, Tally, Tmpfs,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -145,15 +145,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
     );
     summary.report();
 
-    assert!(
-        drained,
-        "not drained within 60 s of the last fault: {} of {total} rows, rings left {:?}",
-        dirs.complete_rows(),
-        dirs.rings()
-    );
-    assert!(status.success(), "drainer exit {status:?}");
-    assert!(alarming(&log).is_empty(), "{:#?}", alarming(&log));
-    assert!(tally.clean(), "{}", tally.describe());
+    assert_drained_exactly_once(&dirs, drained, status, &log, &tally, &reports);
     assert_eq!(
         summary.dropped, 0,
         "rings were sized to wait out the faults"
