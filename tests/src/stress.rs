@@ -531,14 +531,9 @@ impl LoadSpec {
     }
 }
 
-/// Waits for a `perf-load` child and parses its report; `None` if it was killed (or
-/// otherwise printed no report).
-pub fn load_report(child: Child) -> Option<LoadReport> {
-    let out = child.wait_with_output().expect("wait perf-load");
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+/// The JSON line `perf-load` prints at the end, parsed; `None` if it is not one.
+fn parse_report(stdout: &[u8]) -> Option<LoadReport> {
+    let text = String::from_utf8_lossy(stdout);
     let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
     Some(LoadReport {
         ring: PathBuf::from(v["ring"].as_str()?),
@@ -546,6 +541,16 @@ pub fn load_report(child: Child) -> Option<LoadReport> {
         dropped: v["dropped"].as_u64()?,
         run_id: u32::try_from(v["run_id"].as_u64()?).ok()?,
     })
+}
+
+/// Waits for a `perf-load` child and parses its report; `None` if it was killed (or
+/// otherwise printed no report).
+pub fn load_report(child: Child) -> Option<LoadReport> {
+    let out = child.wait_with_output().expect("wait perf-load");
+    if !out.status.success() {
+        return None;
+    }
+    parse_report(&out.stdout)
 }
 
 /// Waits for a `perf-load` child that must finish on its own, within `limit`.
@@ -561,13 +566,56 @@ pub fn load_report_within(mut child: Child, limit: Duration) -> LoadReport {
     }
     let out = child.wait_with_output().expect("wait perf-load");
     assert!(out.status.success(), "perf-load failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).expect("perf-load JSON");
-    LoadReport {
-        ring: PathBuf::from(v["ring"].as_str().expect("ring")),
-        committed: v["committed"].as_u64().expect("committed"),
-        dropped: v["dropped"].as_u64().expect("dropped"),
-        run_id: u32::try_from(v["run_id"].as_u64().expect("run_id")).expect("run id"),
+    parse_report(&out.stdout).unwrap_or_else(|| panic!("perf-load printed no report: {out:?}"))
+}
+
+/// `perf-load` processes started in waves by a background thread until [`Waves::finish`]:
+/// producers that keep writing while a test kills or starves the drainer.
+#[derive(Debug)]
+pub struct Waves {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<LoadReport>>,
+}
+
+impl Waves {
+    /// Starts the thread: each wave runs the specs `wave` returns (their run ids are set
+    /// here, unique across waves) to completion, then pauses `pause_ms` (a range).
+    pub fn start(
+        exe: &Path,
+        shm: &Path,
+        mut rng: Rng,
+        pause_ms: (u64, u64),
+        mut wave: impl FnMut(&mut Rng) -> Vec<LoadSpec> + Send + 'static,
+    ) -> Waves {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (exe, shm, flag) = (exe.to_path_buf(), shm.to_path_buf(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut reports = Vec::new();
+            let mut run_id = 1;
+            while !flag.load(Ordering::Relaxed) {
+                let children: Vec<Child> = wave(&mut rng)
+                    .into_iter()
+                    .map(|mut spec| {
+                        spec.run_id = run_id;
+                        run_id += 1;
+                        spec.spawn(&exe, &shm)
+                    })
+                    .collect();
+                for child in children {
+                    reports.push(load_report_within(child, Duration::from_secs(120)));
+                }
+                std::thread::sleep(rng.millis(pause_ms.0, pause_ms.1));
+            }
+            reports
+        });
+        Waves { stop, thread }
+    }
+
+    /// Stops starting waves, waits for the running one, and returns every report.
+    pub fn finish(self) -> Vec<LoadReport> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("producer thread")
     }
 }
 

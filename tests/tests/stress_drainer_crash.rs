@@ -7,14 +7,11 @@
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use perf_drainer::failpoint::{ENV, POINTS};
 use perf_tests::stress::{
-    assert_drained_exactly_once, load_report_within, scaled, wait_until, Dirs, LoadReport,
-    LoadSpec, Rng, Summary, Tally,
+    assert_drained_exactly_once, scaled, wait_until, Dirs, LoadSpec, Rng, Summary, Tally, Waves,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -23,39 +20,27 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_drainer_crash_restarts_are_exactly_once() {
     let mut rng = Rng::from_env("stress_drainer_crash");
     let mut summary = Summary::new("stress_drainer_crash", rng.seed());
-    let dirs = Arc::new(Dirs::new());
+    let dirs = Dirs::new();
 
     // Producers: waves of perf-load processes until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let reports: Arc<Mutex<Vec<LoadReport>>> = Arc::default();
-    let producer = {
-        let (dirs, stop, reports) = (Arc::clone(&dirs), Arc::clone(&stop), Arc::clone(&reports));
-        let mut rng = rng.fork();
-        std::thread::spawn(move || {
-            let mut run_id = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let children: Vec<_> = (0..rng.range(1, 3))
-                    .map(|_| {
-                        let spec = LoadSpec {
-                            service: format!("svc{}", rng.below(3)),
-                            threads: rng.range(1, 4) as u32,
-                            records: rng.range(500, 8_000) as u32,
-                            capacity: 1 << rng.range(12, 16),
-                            hold_ms: rng.range(0, 400),
-                            run_id,
-                        };
-                        run_id += 1;
-                        spec.spawn(Path::new(PERF_LOAD), &dirs.shm)
-                    })
-                    .collect();
-                for child in children {
-                    let r = load_report_within(child, Duration::from_secs(120));
-                    reports.lock().unwrap().push(r);
-                }
-                std::thread::sleep(Duration::from_millis(rng.range(0, 50)));
-            }
-        })
-    };
+    let producers = Waves::start(
+        Path::new(PERF_LOAD),
+        &dirs.shm,
+        rng.fork(),
+        (0, 50),
+        |rng| {
+            (0..rng.range(1, 3))
+                .map(|_| LoadSpec {
+                    service: format!("svc{}", rng.below(3)),
+                    threads: rng.range(1, 4) as u32,
+                    records: rng.range(500, 8_000) as u32,
+                    capacity: 1 << rng.range(12, 16),
+                    hold_ms: rng.range(0, 400),
+                    run_id: 0,
+                })
+                .collect()
+        },
+    );
 
     let mut all_logs = Vec::new();
     let (mut failpoint_kills, mut sigkills, mut cuts) = (0u64, 0u64, 0usize);
@@ -102,9 +87,7 @@ fn stress_drainer_crash_restarts_are_exactly_once() {
             );
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    producer.join().expect("producer thread");
-    let reports = std::mem::take(&mut *reports.lock().unwrap());
+    let reports = producers.finish();
     summary.kills = failpoint_kills + sigkills;
 
     // One last, uninterrupted drainer: everything arrives, every ring is removed.

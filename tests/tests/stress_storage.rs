@@ -7,13 +7,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use perf_tests::stress::{
-    assert_drained_exactly_once, load_report_within, scale, scaled, wait_until, Dirs, LoadReport,
-    LoadSpec, Rng, Summary, Tally, Tmpfs,
+    assert_drained_exactly_once, load_report_within, scale, scaled, wait_until, Dirs, LoadSpec,
+    Rng, Summary, Tally, Tmpfs, Waves,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -22,7 +20,7 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_storage_full_and_read_only_then_recovery() {
     let mut rng = Rng::from_env("stress_storage");
     let mut summary = Summary::new("stress_storage", rng.seed());
-    let dirs = Arc::new(Dirs::new());
+    let dirs = Dirs::new();
     // Room for all the rows (about 5 MiB per unit of scale) plus a drain round of slack.
     let fs = match Tmpfs::mount(&dirs.storage, &format!("{}m", 8 * scale())) {
         Ok(fs) => fs,
@@ -34,31 +32,23 @@ fn stress_storage_full_and_read_only_then_recovery() {
         }
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let reports: Arc<Mutex<Vec<LoadReport>>> = Arc::default();
-    let producer = {
-        let (dirs, stop, reports) = (Arc::clone(&dirs), Arc::clone(&stop), Arc::clone(&reports));
-        let mut rng = rng.fork();
-        std::thread::spawn(move || {
-            let mut run_id = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let spec = LoadSpec {
-                    service: "store".into(),
-                    threads: rng.range(1, 3) as u32,
-                    records: rng.range(100, 2_000) as u32,
-                    // Big enough to wait out a fault of a second or two without dropping.
-                    capacity: 1 << 16,
-                    hold_ms: rng.range(0, 300),
-                    run_id,
-                };
-                run_id += 1;
-                let child = spec.spawn(Path::new(PERF_LOAD), &dirs.shm);
-                let r = load_report_within(child, Duration::from_secs(120));
-                reports.lock().unwrap().push(r);
-                std::thread::sleep(Duration::from_millis(rng.range(10, 100)));
-            }
-        })
-    };
+    let producers = Waves::start(
+        Path::new(PERF_LOAD),
+        &dirs.shm,
+        rng.fork(),
+        (10, 100),
+        |rng| {
+            vec![LoadSpec {
+                service: "store".into(),
+                threads: rng.range(1, 3) as u32,
+                records: rng.range(100, 2_000) as u32,
+                // Big enough to wait out a fault of a second or two without dropping.
+                capacity: 1 << 16,
+                hold_ms: rng.range(0, 300),
+                run_id: 0,
+            }]
+        },
+    );
 
     let mut log = Vec::new();
     let mut daemon = Some(dirs.drainer("0.02", |_| {}));
@@ -115,9 +105,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
         }
         std::thread::sleep(rng.millis(50, 400));
     }
-    stop.store(true, Ordering::Relaxed);
-    producer.join().expect("producer thread");
-    let reports = std::mem::take(&mut *reports.lock().unwrap());
+    let reports = producers.finish();
     let total: u64 = reports.iter().map(|r| r.committed).sum();
     let drained = wait_until(Duration::from_secs(60), || {
         dirs.complete_rows() as u64 >= total && dirs.rings().is_empty()
