@@ -107,23 +107,23 @@ push: build-flex ## Copy daemons and units to host=, enable and (re)start them (
 		systemctl restart $(services); \
 		systemctl --no-pager --lines=0 status $(services) || true'
 
-.PHONY: set-performance-metrics-ff
-set-performance-metrics-ff: ## Turn the robot's enablePerformanceMetrics feature flag on
+# POST the robot's settings API: enablePerformanceMetrics = $(1).
+define set_ff
 	curl --silent --show-error --fail -X POST \
 		-H 'opentrons-version: *' \
 		-H 'Content-Type: application/json' \
-		-d '{"id": "enablePerformanceMetrics", "value": true}' \
+		-d '{"id": "enablePerformanceMetrics", "value": $(1)}' \
 		http://$(host):$(port)/settings
 	@echo
+endef
+
+.PHONY: set-performance-metrics-ff
+set-performance-metrics-ff: ## Turn the robot's enablePerformanceMetrics feature flag on
+	$(call set_ff,true)
 
 .PHONY: unset-performance-metrics-ff
 unset-performance-metrics-ff: ## Turn the robot's enablePerformanceMetrics feature flag off
-	curl --silent --show-error --fail -X POST \
-		-H 'opentrons-version: *' \
-		-H 'Content-Type: application/json' \
-		-d '{"id": "enablePerformanceMetrics", "value": false}' \
-		http://$(host):$(port)/settings
-	@echo
+	$(call set_ff,false)
 
 version_keys := opentrons_api_version update_server_version robot_server_version \
 	server_utils_version opentrons_hardware_version
