@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use perf_daemon::text_table::{Align, Table};
 use serde::Serialize;
 
 use crate::data::{self, Activity, Problem, Resource};
@@ -265,36 +266,6 @@ pub fn resource_section(file: PathBuf, rows: &[Resource], window: Window) -> Res
     }
 }
 
-/// Lays out rows as columns: the first column left-aligned, the others right-aligned, and
-/// the last one left-aligned too if `text_last` (commands can be long).
-fn table(rows: &[Vec<String>], text_last: bool, out: &mut String) {
-    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in rows {
-        let mut line = String::new();
-        let last = row.len().saturating_sub(1);
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            let pad = " ".repeat(w - cell.chars().count());
-            if i > 0 {
-                line.push_str("  ");
-            }
-            if i == 0 || (text_last && i == last) {
-                line.push_str(cell);
-                line.push_str(&pad);
-            } else {
-                line.push_str(&pad);
-                line.push_str(cell);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
 /// `text` with control characters (a newline in a command line) shown escaped.
 fn printable(text: &str) -> String {
     text.chars()
@@ -343,13 +314,16 @@ pub fn render_text(report: &Report) -> String {
                 &a.file,
             );
             if !a.states.is_empty() {
-                let mut rows = vec![[
-                    "STATE", "COUNT", "TOTAL", "MEAN", "P50", "P95", "P99", "MAX",
-                ]
-                .map(String::from)
-                .to_vec()];
+                let mut rows = Table::new(
+                    [
+                        "STATE", "COUNT", "TOTAL", "MEAN", "P50", "P95", "P99", "MAX",
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h)| (h, if i == 0 { Align::Left } else { Align::Right })),
+                );
                 for s in &a.states {
-                    rows.push(vec![
+                    rows.row([
                         s.state.clone(),
                         s.count.to_string(),
                         human_ns(s.total_ns as f64),
@@ -360,7 +334,7 @@ pub fn render_text(report: &Report) -> String {
                         human_ns(s.max_ns as f64),
                     ]);
                 }
-                table(&rows, false, &mut out);
+                rows.render_into(&mut out);
             }
         }
     }
@@ -382,13 +356,16 @@ pub fn render_text(report: &Report) -> String {
                 &r.file,
             );
             if !r.commands.is_empty() {
-                let mut rows = vec![[
-                    "CPU USED", "SAMPLES", "PROCS", "MEM MEAN", "MEM PEAK", "COMMAND",
-                ]
-                .map(String::from)
-                .to_vec()];
+                let mut rows = Table::new([
+                    ("CPU USED", Align::Left),
+                    ("SAMPLES", Align::Right),
+                    ("PROCS", Align::Right),
+                    ("MEM MEAN", Align::Right),
+                    ("MEM PEAK", Align::Right),
+                    ("COMMAND", Align::Left),
+                ]);
                 for c in &r.commands {
-                    rows.push(vec![
+                    rows.row([
                         format!("{:.2} s", c.cpu_seconds),
                         c.samples.to_string(),
                         c.processes.to_string(),
@@ -397,7 +374,7 @@ pub fn render_text(report: &Report) -> String {
                         printable(&c.command),
                     ]);
                 }
-                table(&rows, true, &mut out);
+                rows.render_into(&mut out);
             }
         }
     }

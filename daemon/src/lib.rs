@@ -6,7 +6,8 @@
 //!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
 //! - [`notify`]: systemd `READY=1`, `STOPPING=1` and watchdog pings, no-ops outside systemd;
 //! - [`shutdown`]: SIGTERM/SIGINT as a flag plus an interruptible sleep; a second signal
-//!   forces the exit.
+//!   forces the exit;
+//! - [`text_table`]: the aligned text tables `status` and `report` print.
 //!
 //! A daemon's main loop looks like this:
 //!
@@ -31,3 +32,4 @@ pub mod cli;
 pub mod logging;
 pub mod notify;
 pub mod shutdown;
+pub mod text_table;

@@ -110,22 +110,22 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
 
 /// Renders the report as an aligned text table (one line per entry, plus a header).
 pub fn render_table(status: &Status) -> String {
+    use perf_daemon::text_table::{Align, Table};
     let dash = || "-".to_string();
     let opt = |v: Option<u64>| v.map_or_else(dash, |v| v.to_string());
-    let header = [
-        "FILE",
-        "SERVICE",
-        "PID",
-        "ALIVE",
-        "CAPACITY",
-        "IN RING",
-        "COMMITTED",
-        "DROPPED",
-        "VALID",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_string()).collect()];
+    let mut table = Table::new([
+        ("FILE", Align::Left),
+        ("SERVICE", Align::Left),
+        ("PID", Align::Right),
+        ("ALIVE", Align::Left),
+        ("CAPACITY", Align::Right),
+        ("IN RING", Align::Right),
+        ("COMMITTED", Align::Right),
+        ("DROPPED", Align::Right),
+        ("VALID", Align::Left),
+    ]);
     for r in &status.rings {
-        rows.push(vec![
+        table.row([
             r.file.escape_debug().to_string(),
             r.service.clone().unwrap_or_else(dash),
             r.pid.map_or_else(dash, |p| p.to_string()),
@@ -141,36 +141,62 @@ pub fn render_table(status: &Status) -> String {
             },
         ]);
     }
-    let mut widths = vec![0; header.len()];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let last = row.len() - 1;
-        for (i, cell) in row.iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                // Numbers right-aligned, text left-aligned.
-                let numeric = (2..=7).contains(&i) && i != 3;
-                let pad = widths[i] - cell.chars().count();
-                if numeric {
-                    out.push_str(&" ".repeat(pad));
-                    out.push_str(cell);
-                } else {
-                    out.push_str(cell);
-                    out.push_str(&" ".repeat(pad));
-                }
-                out.push_str("  ");
-            }
-        }
-        out.push('\n');
-    }
+    let mut out = table.render();
     if status.rings.is_empty() {
         out.push_str(&format!("(no rings in {})\n", status.shm_dir.display()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_right_aligns_numbers_and_left_aligns_text() {
+        let ring = RingStatus {
+            file: "robot-server-1-ab".into(),
+            valid: true,
+            reason: None,
+            service: Some("robot-server".into()),
+            pid: Some(7),
+            ring_id: Some("ab".into()),
+            alive: Some(true),
+            capacity: Some(4096),
+            in_ring: Some(3),
+            committed: Some(12),
+            dropped: Some(0),
+            written: Some(9),
+        };
+        let bad = RingStatus {
+            file: "junk".into(),
+            valid: false,
+            reason: Some("not a ring".into()),
+            service: None,
+            pid: None,
+            ring_id: None,
+            alive: None,
+            capacity: None,
+            in_ring: None,
+            committed: None,
+            dropped: None,
+            written: None,
+        };
+        let status = Status {
+            shm_dir: "/s".into(),
+            storage_dir: "/d".into(),
+            rings: vec![ring, bad],
+        };
+        assert_eq!(
+            render_table(&status),
+            "FILE               SERVICE       PID  ALIVE  CAPACITY  IN RING  COMMITTED  DROPPED  VALID\n\
+             robot-server-1-ab  robot-server    7  yes        4096        3         12        0  yes\n\
+             junk               -               -  -             -        -          -        -  no: not a ring\n"
+        );
+        let empty = Status {
+            rings: vec![],
+            ..status
+        };
+        assert!(render_table(&empty).ends_with("(no rings in /s)\n"));
+    }
 }
