@@ -4,6 +4,8 @@
 //! - [`cli`]: command-line errors as one line naming the flag or variable, exit status 2;
 //! - [`logging`]: a [`log`] backend that writes one line per record to stderr, with the
 //!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
+//! - [`metrics`]: the Prometheus exposition: a `GET /metrics` server and a textfile
+//!   writer, each on its own thread, over one `prometheus-client` registry;
 //! - [`notify`]: systemd `READY=1`, `STOPPING=1` and watchdog pings, no-ops outside systemd;
 //! - [`shutdown`]: SIGTERM/SIGINT as a flag plus an interruptible sleep; a second signal
 //!   forces the exit;
@@ -30,6 +32,7 @@
 
 pub mod cli;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod shutdown;
 pub mod text_table;
