@@ -11,6 +11,7 @@ pub mod cli;
 pub mod drain;
 pub mod failpoint;
 pub mod lock;
+pub mod metrics;
 pub mod rows;
 pub mod scan;
 pub mod status;

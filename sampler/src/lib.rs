@@ -11,6 +11,7 @@
 pub mod cmdline;
 pub mod config;
 pub mod fnmatch;
+pub mod metrics;
 pub mod proc;
 pub mod sample;
 pub mod schedule;

@@ -175,6 +175,8 @@ pub struct Usage {
     pub system_cpu_time: f64,
     /// Resident memory as a percentage of `MemTotal`.
     pub memory_percent: f64,
+    /// Resident memory in bytes (for the metrics; the CSV has only the percentage).
+    pub resident_bytes: u64,
 }
 
 /// Reads `stat` and `statm` of one process.
@@ -223,12 +225,14 @@ fn usage(
     btime: u64,
 ) -> Result<Usage, Skip> {
     let hz = info.ticks_per_second as f64;
-    let rss = statm.resident.saturating_mul(info.page_size) as f64;
+    let resident_bytes = statm.resident.saturating_mul(info.page_size);
+    let rss = resident_bytes as f64;
     Ok(Usage {
         running_since: stat.starttime as f64 / hz + btime as f64,
         user_cpu_time: stat.utime as f64 / hz,
         system_cpu_time: stat.stime as f64 / hz,
         memory_percent: rss / info.mem_total as f64 * 100.0,
+        resident_bytes,
     })
 }
 

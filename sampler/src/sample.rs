@@ -21,6 +21,7 @@ use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
 use crate::fnmatch::Pattern;
+use crate::metrics::Tally;
 use crate::proc::{
     boot_time, read_cmdline, read_cmdline_at, read_usage, read_usage_at, ProcFsError, Skip,
     SystemInfo, Usage,
@@ -92,6 +93,8 @@ pub struct Sampler {
     no_cmdline: HashMap<i32, (u64, u64)>,
     /// The map being built by the current sample (swapped with `no_cmdline` at its end).
     next_no_cmdline: HashMap<i32, (u64, u64)>,
+    /// Usage by command line for the metrics, when they are on.
+    tally: Option<Tally>,
 }
 
 fn now_ns() -> u64 {
@@ -111,7 +114,21 @@ impl Sampler {
             samples: 0,
             no_cmdline: HashMap::new(),
             next_no_cmdline: HashMap::new(),
+            tally: None,
         }
+    }
+
+    /// Also sums each row's usage by command line into a [`Tally`], for the metrics.
+    pub fn with_tally(mut self) -> Sampler {
+        self.tally = Some(Tally::default());
+        self
+    }
+
+    /// The usage by command line of the samples since it was last taken
+    /// ([`crate::metrics::TrackerMetrics::sampled`] empties it); `None` unless
+    /// [`Sampler::with_tally`].
+    pub fn tally_mut(&mut self) -> Option<&mut Tally> {
+        self.tally.as_mut()
     }
 
     /// Samples every process in /proc, appending one row per matching process to `out`.
@@ -173,6 +190,9 @@ impl Sampler {
                             usage,
                         },
                     );
+                    if let Some(t) = &mut self.tally {
+                        t.add(&self.command, &usage);
+                    }
                     stats.rows += 1;
                 }
                 Err(skip) => {
@@ -263,6 +283,9 @@ impl Sampler {
                 usage,
             },
         );
+        if let Some(t) = &mut self.tally {
+            t.add(&self.command, &usage);
+        }
         Ok(true)
     }
 }

@@ -50,6 +50,7 @@ fn system_resource_rows_match_python_bytes() {
                     user_cpu_time: user,
                     system_cpu_time: system,
                     memory_percent: mem,
+                    resident_bytes: 0,
                 },
             },
         );

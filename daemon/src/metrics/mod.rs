@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+pub mod labels;
 mod listen;
 pub mod server;
 pub mod textfile;
@@ -33,6 +34,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use listen::parse_listen;
@@ -74,6 +77,19 @@ impl Exposition {
         }
         out
     }
+}
+
+/// Registers `<prefix>_build_info{version="..."} 1`, the usual way to tell which build a
+/// target runs (a gauge rather than an OpenMetrics info, so that the textfile's older
+/// format carries it too).
+pub fn register_build_info(registry: &mut Registry, prefix: &str, version: &'static str) {
+    let info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    info.get_or_create(&[("version", version)]).set(1);
+    registry.register(
+        format!("{prefix}_build_info"),
+        "The build running, as a label; always 1.",
+        info,
+    );
 }
 
 /// Where to expose the metrics; both off by default.
