@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 fn exposition() -> (Exposition, Counter<u64>) {
     let mut registry = Registry::default();
     let c = Counter::<u64>::default();
-    registry.register("test_rounds", "Rounds done.", c.clone());
+    registry.register("test_rounds", "Rounds done", c.clone());
     (Exposition::new(registry), c)
 }
 

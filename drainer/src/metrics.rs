@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use perf_daemon::metrics::labels::Capped;
+use perf_daemon::metrics::CycleDone;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -175,18 +176,24 @@ fn storage_cause(cause: &str) -> usize {
 /// The handle the drain loop updates; cheap to clone. Register it with
 /// [`DrainMetrics::register`].
 #[derive(Debug, Clone)]
-pub struct DrainMetrics(Arc<Mutex<Books>>);
+pub struct DrainMetrics {
+    books: Arc<Mutex<Books>>,
+    cycle_done: CycleDone,
+}
 
 impl DrainMetrics {
     /// New metrics, registered in `registry` (with the build info).
     pub fn register(registry: &mut Registry) -> DrainMetrics {
-        let m = DrainMetrics(Arc::new(Mutex::new(Books {
-            states: Capped::new(MAX_STATES, MAX_LABEL_BYTES),
-            services: Capped::new(MAX_SERVICES, MAX_LABEL_BYTES),
-            rings_open: 0,
-            storage_errors: [0; STORAGE_CAUSES.len()],
-            last_commit: Instant::now(),
-        })));
+        let m = DrainMetrics {
+            books: Arc::new(Mutex::new(Books {
+                states: Capped::new(MAX_STATES, MAX_LABEL_BYTES),
+                services: Capped::new(MAX_SERVICES, MAX_LABEL_BYTES),
+                rings_open: 0,
+                storage_errors: [0; STORAGE_CAUSES.len()],
+                last_commit: Instant::now(),
+            })),
+            cycle_done: CycleDone::default(),
+        };
         registry.register_collector(Box::new(Encode(m.clone())));
         perf_daemon::metrics::register_build_info(
             registry,
@@ -196,9 +203,15 @@ impl DrainMetrics {
         m
     }
 
+    /// Calls `cycle_done` at the end of every cycle (the exporter's textfile writer).
+    pub fn notify_after_cycles(mut self, cycle_done: CycleDone) -> DrainMetrics {
+        self.cycle_done = cycle_done;
+        self
+    }
+
     fn books(&self) -> MutexGuard<'_, Books> {
         // A panic elsewhere while holding it leaves plain numbers: still fine to use.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A round is durable: adds what each ring contributed.
@@ -222,16 +235,22 @@ impl DrainMetrics {
 
     /// A cycle ended with everything committed (possibly nothing): the commit age restarts.
     pub fn caught_up(&self, rings_open: usize) {
-        let mut b = self.books();
-        b.last_commit = Instant::now();
-        b.rings_open = rings_open as u64;
+        {
+            let mut b = self.books();
+            b.last_commit = Instant::now();
+            b.rings_open = rings_open as u64;
+        }
+        self.cycle_done.notify();
     }
 
     /// A cycle failed on storage with `cause` ([`crate::StorageError::cause`]).
     pub fn storage_failed(&self, cause: &str, rings_open: usize) {
-        let mut b = self.books();
-        b.storage_errors[storage_cause(cause)] += 1;
-        b.rings_open = rings_open as u64;
+        {
+            let mut b = self.books();
+            b.storage_errors[storage_cause(cause)] += 1;
+            b.rings_open = rings_open as u64;
+        }
+        self.cycle_done.notify();
     }
 }
 

@@ -1,8 +1,8 @@
 //! The tracker's metrics for Prometheus (served by `perf_daemon::metrics`).
 //!
-//! While it samples, the sampler adds each process it wrote a row for to a [`Tally`] keyed
-//! by command line (the CSV's `command`); after the sample, [`TrackerMetrics::sampled`]
-//! swaps that tally in as the current one under a mutex (no copying, no encoding: a
+//! While it samples, the sampler ([`crate::sample::Sampler::with_metrics`]) adds each
+//! process it wrote a row for to a [`Tally`] keyed by command line (the CSV's `command`);
+//! after the sample, [`TrackerMetrics::sampled`] swaps that tally in as the current one under a mutex (no copying, no encoding: a
 //! scrape encodes it on the exporter's thread). So the series show the latest sample, and
 //! a command whose processes are all gone disappears at the next sample.
 //!
@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use perf_daemon::metrics::labels::Capped;
+use perf_daemon::metrics::CycleDone;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -99,18 +100,24 @@ struct Current {
 
 /// The handle the sampling loop updates; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct TrackerMetrics(Arc<Mutex<Current>>);
+pub struct TrackerMetrics {
+    current: Arc<Mutex<Current>>,
+    cycle_done: CycleDone,
+}
 
 impl TrackerMetrics {
     /// New metrics, registered in `registry` (with the build info).
     pub fn register(registry: &mut Registry) -> TrackerMetrics {
-        let m = TrackerMetrics(Arc::new(Mutex::new(Current {
-            commands: Tally::default(),
-            matched: 0,
-            sample_seconds: 0.0,
-            samples: 0,
-            overflowed: 0,
-        })));
+        let m = TrackerMetrics {
+            current: Arc::new(Mutex::new(Current {
+                commands: Tally::default(),
+                matched: 0,
+                sample_seconds: 0.0,
+                samples: 0,
+                overflowed: 0,
+            })),
+            cycle_done: CycleDone::default(),
+        };
         registry.register_collector(Box::new(Encode(m.clone())));
         perf_daemon::metrics::register_build_info(
             registry,
@@ -120,9 +127,15 @@ impl TrackerMetrics {
         m
     }
 
+    /// Calls `cycle_done` after every sample (the exporter's textfile writer).
+    pub fn notify_after_samples(mut self, cycle_done: CycleDone) -> TrackerMetrics {
+        self.cycle_done = cycle_done;
+        self
+    }
+
     fn current(&self) -> MutexGuard<'_, Current> {
         // Plain numbers stay usable after a panic elsewhere.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A sample is done: `tally` becomes the current one and comes back empty (holding
@@ -139,6 +152,7 @@ impl TrackerMetrics {
         }
         tally.0.clear();
         tally.0.overflowed = 0;
+        self.cycle_done.notify();
     }
 }
 

@@ -21,7 +21,7 @@ use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
 use crate::fnmatch::Pattern;
-use crate::metrics::Tally;
+use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
     boot_time, read_cmdline, read_cmdline_at, read_usage, read_usage_at, ProcFsError, Skip,
     SystemInfo, Usage,
@@ -93,8 +93,8 @@ pub struct Sampler {
     no_cmdline: HashMap<i32, (u64, u64)>,
     /// The map being built by the current sample (swapped with `no_cmdline` at its end).
     next_no_cmdline: HashMap<i32, (u64, u64)>,
-    /// Usage by command line for the metrics, when they are on.
-    tally: Option<Tally>,
+    /// Usage by command line, published to the metrics after each sample, when they are on.
+    metrics: Option<(TrackerMetrics, Tally)>,
 }
 
 fn now_ns() -> u64 {
@@ -114,21 +114,15 @@ impl Sampler {
             samples: 0,
             no_cmdline: HashMap::new(),
             next_no_cmdline: HashMap::new(),
-            tally: None,
+            metrics: None,
         }
     }
 
-    /// Also sums each row's usage by command line into a [`Tally`], for the metrics.
-    pub fn with_tally(mut self) -> Sampler {
-        self.tally = Some(Tally::default());
+    /// Also sums each row's usage by command line and hands it to `metrics` at the end of
+    /// every [`Sampler::sample`] (a swap under a mutex: see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: TrackerMetrics) -> Sampler {
+        self.metrics = Some((metrics, Tally::default()));
         self
-    }
-
-    /// The usage by command line of the samples since it was last taken
-    /// ([`crate::metrics::TrackerMetrics::sampled`] empties it); `None` unless
-    /// [`Sampler::with_tally`].
-    pub fn tally_mut(&mut self) -> Option<&mut Tally> {
-        self.tally.as_mut()
     }
 
     /// Samples every process in /proc, appending one row per matching process to `out`.
@@ -139,6 +133,7 @@ impl Sampler {
     /// close) without opening a `/proc/PID` handle first, and parsed by `procfs`: that
     /// halves the calls spent on each process. See [`read_usage_at`] on pid reuse.
     pub fn sample(&mut self, out: &mut Vec<u8>) -> Result<SampleStats, ProcFsError> {
+        let started = std::time::Instant::now();
         let btime = boot_time(&mut self.raw)?;
         let entries = std::fs::read_dir("/proc")
             .map_err(|e| ProcFsError::List(ProcError::Io(e, Some("/proc".into()))))?;
@@ -190,7 +185,7 @@ impl Sampler {
                             usage,
                         },
                     );
-                    if let Some(t) = &mut self.tally {
+                    if let Some((_, t)) = &mut self.metrics {
                         t.add(&self.command, &usage);
                     }
                     stats.rows += 1;
@@ -203,6 +198,9 @@ impl Sampler {
         }
         // Entries of processes no longer listed fall away with the old map.
         std::mem::swap(&mut self.no_cmdline, &mut self.next_no_cmdline);
+        if let Some((m, tally)) = &mut self.metrics {
+            m.sampled(tally, stats.matched, started.elapsed());
+        }
         Ok(stats)
     }
 
@@ -283,7 +281,7 @@ impl Sampler {
                 usage,
             },
         );
-        if let Some(t) = &mut self.tally {
+        if let Some((_, t)) = &mut self.metrics {
             t.add(&self.command, &usage);
         }
         Ok(true)
@@ -305,6 +303,30 @@ mod tests {
             !still_empty((42, at), 43, 11),
             "a new /proc entry is a new process: read it"
         );
+    }
+
+    #[test]
+    fn with_metrics_each_sample_is_published_by_command_line() {
+        let me = std::env::current_exe().unwrap();
+        let filter = Pattern::new(&format!("{}*", me.display()));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = TrackerMetrics::register(&mut registry);
+        let exposition = perf_daemon::metrics::Exposition::new(registry);
+        let mut sampler =
+            Sampler::new(vec![filter], SystemInfo::read().unwrap()).with_metrics(metrics);
+        let mut rows = Vec::new();
+        let stats = sampler.sample(&mut rows).unwrap();
+        assert!(stats.rows >= 1, "{stats:?}");
+        let text = exposition.openmetrics();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("perf_tracker_resident_memory_bytes{command=\""))
+            .unwrap_or_else(|| panic!("no resident bytes in\n{text}"));
+        assert!(line.contains(&me.display().to_string()), "{line}");
+        let bytes: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(bytes > 0, "{line}");
+        assert!(text.contains(&format!("perf_tracker_processes_matched {}", stats.matched)));
+        assert!(text.contains("perf_tracker_samples_total 1"));
     }
 
     #[test]

@@ -3,4 +3,5 @@
 pub mod bins;
 pub mod hostile;
 pub mod load;
+pub mod prometheus;
 pub mod stress;

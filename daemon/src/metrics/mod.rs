@@ -3,7 +3,7 @@
 //! node_exporter after every cycle ([`textfile`]).
 //!
 //! The daemon's loop never waits for either: it only updates the metrics (atomics, or a
-//! mutex held for a copy) and calls [`Exporter::cycle_done`], which never blocks. Encoding,
+//! mutex held for a copy) and calls [`CycleDone::notify`], which never blocks. Encoding,
 //! serving and file writing happen on the exporter's own threads, so a slow or hostile
 //! client, or a hung filesystem under the textfile, costs the loop nothing.
 //!
@@ -12,15 +12,16 @@
 //! use perf_daemon::metrics::{Exporter, Exposition, Settings};
 //! let mut registry = Registry::default();
 //! let rounds = Counter::<u64>::default();
-//! registry.register("my_daemon_rounds", "Rounds done.", rounds.clone());
+//! registry.register("my_daemon_rounds", "Rounds done", rounds.clone());
 //! let settings = Settings {
 //!     listen: Some(perf_daemon::metrics::parse_listen("9101").unwrap()),
 //!     textfile: None,
 //! };
 //! let exporter = Exporter::start(Exposition::new(registry), &settings).unwrap();
+//! let cycle_done = exporter.cycle_done();
 //! loop {
 //!     rounds.inc();
-//!     exporter.cycle_done();
+//!     cycle_done.notify();
 //!     # break;
 //! }
 //! ```
@@ -40,7 +41,7 @@ use prometheus_client::registry::Registry;
 
 pub use listen::parse_listen;
 pub use server::{Limits, Server};
-pub use textfile::Textfile;
+pub use textfile::{CycleDone, Textfile};
 
 /// The `Content-Type` of what `/metrics` serves.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -87,7 +88,7 @@ pub fn register_build_info(registry: &mut Registry, prefix: &str, version: &'sta
     info.get_or_create(&[("version", version)]).set(1);
     registry.register(
         format!("{prefix}_build_info"),
-        "The build running, as a label; always 1.",
+        "The build running, as a label; always 1",
         info,
     );
 }
@@ -156,11 +157,12 @@ impl Exporter {
         self.server.as_ref().map(Server::local_addr)
     }
 
-    /// A cycle of the daemon is done: the textfile is rewritten soon, on its own thread.
-    /// Never blocks.
-    pub fn cycle_done(&self) {
-        if let Some(t) = &self.textfile {
-            t.request_write();
-        }
+    /// What the daemon's metrics handle calls after every cycle: the textfile (if any) is
+    /// rewritten soon, on its own thread. Never blocks.
+    pub fn cycle_done(&self) -> CycleDone {
+        self.textfile
+            .as_ref()
+            .map(Textfile::cycle_done)
+            .unwrap_or_default()
     }
 }

@@ -17,7 +17,9 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -83,9 +85,28 @@ fn create_new(path: &Path) -> io::Result<std::fs::File> {
 /// [`LAST_WRITE_WAIT`]).
 #[derive(Debug)]
 pub struct Textfile {
-    wake: Option<SyncSender<()>>,
+    wake: SyncSender<()>,
+    stop: Arc<AtomicBool>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable way to ask the writer for a write, for code that does not own the
+/// [`Textfile`] (the drainer's and the tracker's metrics handles). Never blocks; a no-op
+/// when there is no writer ([`CycleDone::default`]) or it has stopped.
+#[derive(Debug, Clone, Default)]
+pub struct CycleDone(Option<SyncSender<()>>);
+
+impl CycleDone {
+    /// Asks for a write of the textfile (if any); never blocks.
+    pub fn notify(&self) {
+        if let Some(wake) = &self.0 {
+            // Full: a write is already pending and will include this cycle.
+            match wake.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
 }
 
 impl Textfile {
@@ -95,6 +116,8 @@ impl Textfile {
         // One slot: a request while one is pending is already covered by it.
         let (wake, requests) = mpsc::sync_channel::<()>(1);
         let (finished, done) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("metrics-textfile".into())
             .spawn(move || {
@@ -113,6 +136,10 @@ impl Textfile {
                         }
                         _ => {}
                     }
+                    // Stop is set before the last wake-up, so this write was the last one.
+                    if stopping.load(Ordering::Acquire) {
+                        break;
+                    }
                 }
                 let _ = finished.send(());
             })
@@ -121,7 +148,8 @@ impl Textfile {
                 source,
             })?;
         Ok(Textfile {
-            wake: Some(wake),
+            wake,
+            stop,
             done,
             thread: Some(thread),
         })
@@ -129,20 +157,21 @@ impl Textfile {
 
     /// Asks for a write; never blocks.
     pub fn request_write(&self) {
-        if let Some(wake) = &self.wake {
-            match wake.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => {}
-            }
-        }
+        self.cycle_done().notify();
+    }
+
+    /// A handle that asks for writes.
+    pub fn cycle_done(&self) -> CycleDone {
+        CycleDone(Some(self.wake.clone()))
     }
 }
 
 impl Drop for Textfile {
     fn drop(&mut self) {
+        // The thread ends after the write this wake-up causes (or one already pending),
+        // even while clones of the sender live on in metrics handles.
+        self.stop.store(true, Ordering::Release);
         self.request_write();
-        // Closing the channel ends the thread after the pending write.
-        self.wake = None;
         match self.done.recv_timeout(LAST_WRITE_WAIT) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 if let Some(t) = self.thread.take() {
@@ -206,16 +235,19 @@ mod tests {
         let path = dir.path().join("perf.prom");
         let mut registry = prometheus_client::registry::Registry::default();
         let c = Counter::<u64>::default();
-        registry.register("t_rounds", "Rounds.", c.clone());
+        registry.register("t_rounds", "Rounds", c.clone());
         let t = Textfile::start(path.clone(), Exposition::new(registry)).unwrap();
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("t_rounds_total 0"));
         c.inc_by(5);
+        let handle = t.cycle_done();
         for _ in 0..100 {
-            t.request_write();
+            handle.notify();
         }
+        // A handle outliving the writer neither keeps its thread nor blocks.
         drop(t);
+        handle.notify();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("# TYPE t_rounds_total counter"), "{text}");
         assert!(text.contains("t_rounds_total 5"), "{text}");
