@@ -151,7 +151,7 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Status(#[from] perf_drainer::cli::AppError),
+    Status(#[from] perf_drainer::commands::AppError),
     #[error("{0}")]
     Service(String),
     #[error("--since must be before --until")]
@@ -174,7 +174,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Report(args) => report(&args),
         Command::Export(args) => export(&args),
-        Command::Status(args) => Ok(perf_drainer::cli::status(
+        Command::Status(args) => Ok(perf_drainer::commands::status(
             &args.locations.config(),
             args.json,
         )?),

@@ -9,6 +9,8 @@
 //! - [`notify`]: systemd `READY=1`, `STOPPING=1` and watchdog pings, no-ops outside systemd;
 //! - [`shutdown`]: SIGTERM/SIGINT as a flag plus an interruptible sleep; a second signal
 //!   forces the exit;
+//! - [`storage_log`]: when to tell the journal that the storage is failing (at the start,
+//!   on a new cause, then once a minute) and that it recovered;
 //! - [`text_table`]: the aligned text tables `status` and `report` print.
 //!
 //! A daemon's main loop looks like this:
@@ -35,4 +37,5 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod shutdown;
+pub mod storage_log;
 pub mod text_table;

@@ -180,6 +180,14 @@ impl Checkpoint {
     }
 }
 
+/// Per-ring checkpointed progress of `storage_dir`, without side effects (for `status`):
+/// empty when the checkpoint is missing or unusable.
+pub fn checkpointed(storage_dir: &Path) -> BTreeMap<u64, RingEntry> {
+    Checkpoint::peek(storage_dir)
+        .map(|c| c.rings)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

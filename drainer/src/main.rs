@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use perf_drainer::cli::{execute, Cli};
+use perf_drainer::cli::Cli;
+use perf_drainer::commands::execute;
 
 fn main() -> ExitCode {
     let cli: Cli = match perf_daemon::cli::parse("perf-drainer") {

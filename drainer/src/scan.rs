@@ -5,15 +5,17 @@
 //! them when complete, and the drainer's own lock lives there too, so hidden names are
 //! skipped silently). A candidate is drained only if it is a regular file owned by an
 //! allowed user and validates as a ring; anything else is reported once through
-//! [`SkipLog`].
+//! [`SkipLog`], with a [`SkipReason`] that reads as a log line and serialises for scripts.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use perf_ring::ConsumerRing;
+use serde::Serialize;
 
 /// The users whose ring files are drained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +40,6 @@ impl AllowedUids {
     pub fn uids(&self) -> &[u32] {
         &self.0
     }
-
-    fn describe(&self) -> String {
-        let list: Vec<String> = self.0.iter().map(u32::to_string).collect();
-        list.join(", ")
-    }
 }
 
 /// Lists the candidate ring paths in `dir`, sorted. A missing directory has none.
@@ -64,46 +61,134 @@ pub fn candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Why a candidate is not drained.
-fn kind_of(meta: &Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_symlink() {
-        "a symlink"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
+/// What kind of entry a candidate that is not a regular file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Symlink,
+    Directory,
+    Fifo,
+    Socket,
+    Device,
+    /// Anything else that is not a regular file.
+    Other,
+}
+
+impl EntryKind {
+    fn of(meta: &Metadata) -> EntryKind {
+        let t = meta.file_type();
+        if t.is_symlink() {
+            EntryKind::Symlink
+        } else if t.is_dir() {
+            EntryKind::Directory
+        } else if t.is_fifo() {
+            EntryKind::Fifo
+        } else if t.is_socket() {
+            EntryKind::Socket
+        } else if t.is_block_device() || t.is_char_device() {
+            EntryKind::Device
+        } else {
+            EntryKind::Other
+        }
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EntryKind::Symlink => "a symlink",
+            EntryKind::Directory => "a directory",
+            EntryKind::Fifo => "a FIFO",
+            EntryKind::Socket => "a socket",
+            EntryKind::Device => "a device",
+            EntryKind::Other => "not a regular file",
+        })
+    }
+}
+
+/// Why a candidate is not drained. `Display` is the text of the log line and of
+/// `status`; serialised (for `status --json`) it is `{"kind": "...", ...details}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SkipReason {
+    /// `lstat` failed.
+    Stat { error: String },
+    /// Not a regular file.
+    NotAFile { entry: EntryKind },
+    /// The file (or the ring opened from it) is owned by a user not allowed.
+    Owner { uid: u32, allowed: Vec<u32> },
+    /// The file does not validate as a ring.
+    Invalid { error: String },
+    /// Another file already drained claims the same ring id.
+    DuplicateId {
+        #[serde(serialize_with = "hex")]
+        ring_id: u64,
+        drained_from: PathBuf,
+    },
+    /// A finished ring whose file could not be removed.
+    Unremovable { error: String },
+}
+
+/// Ring ids in hex, as in the file names (and exact, unlike a JSON number above 2^53).
+fn hex<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{id:016x}"))
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Stat { error } => write!(f, "cannot stat: {error}"),
+            SkipReason::NotAFile { entry } => write!(f, "{entry}, not a ring file"),
+            SkipReason::Owner { uid, allowed } => {
+                let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
+                write!(
+                    f,
+                    "owned by uid {uid}, not an allowed user (allowed uids: {})",
+                    list.join(", ")
+                )
+            }
+            SkipReason::Invalid { error } => write!(f, "not a valid ring: {error}"),
+            SkipReason::DuplicateId {
+                ring_id,
+                drained_from,
+            } => write!(
+                f,
+                "ring id {ring_id:016x} is already being drained from {}",
+                drained_from.display()
+            ),
+            SkipReason::Unremovable { error } => {
+                write!(f, "drained, but cannot be removed: {error}")
+            }
+        }
     }
 }
 
 /// Opens `path` as a ring if it is a valid ring owned by an allowed user; otherwise says
-/// why not, in words fit for a log line.
+/// why not.
 ///
 /// The type and owner are checked on `lstat` first, so a symlink or a foreign file is never
 /// opened, and the owner again on the opened file (the path may have been swapped between).
-pub fn open_candidate(path: &Path, allowed: &AllowedUids) -> Result<ConsumerRing, String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+pub fn open_candidate(path: &Path, allowed: &AllowedUids) -> Result<ConsumerRing, SkipReason> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| SkipReason::Stat {
+        error: e.to_string(),
+    })?;
     if !meta.file_type().is_file() {
-        return Err(format!("{}, not a ring file", kind_of(&meta)));
+        return Err(SkipReason::NotAFile {
+            entry: EntryKind::of(&meta),
+        });
     }
-    let owner_reason = |uid: u32| {
-        format!(
-            "owned by uid {uid}, not an allowed user (allowed uids: {})",
-            allowed.describe()
-        )
+    let owner = |uid: u32| SkipReason::Owner {
+        uid,
+        allowed: allowed.uids().to_vec(),
     };
     if !allowed.allows(meta.uid()) {
-        return Err(owner_reason(meta.uid()));
+        return Err(owner(meta.uid()));
     }
-    let ring = ConsumerRing::open(path).map_err(|e| format!("not a valid ring: {e}"))?;
+    let ring = ConsumerRing::open(path).map_err(|e| SkipReason::Invalid {
+        error: e.to_string(),
+    })?;
     if !allowed.allows(ring.owner_uid()) {
-        return Err(owner_reason(ring.owner_uid()));
+        return Err(owner(ring.owner_uid()));
     }
     Ok(ring)
 }
@@ -113,8 +198,8 @@ pub fn open_candidate(path: &Path, allowed: &AllowedUids) -> Result<ConsumerRing
 /// not at every scan.
 #[derive(Debug, Default)]
 pub struct SkipLog {
-    reported: HashMap<PathBuf, String>,
-    seen: HashMap<PathBuf, String>,
+    reported: HashMap<PathBuf, SkipReason>,
+    seen: HashMap<PathBuf, SkipReason>,
 }
 
 impl SkipLog {
@@ -124,7 +209,7 @@ impl SkipLog {
     }
 
     /// Records that `path` is skipped for `reason`; logs it if that is news.
-    pub fn skip(&mut self, path: &Path, reason: String) {
+    pub fn skip(&mut self, path: &Path, reason: SkipReason) {
         if self.reported.get(path) != Some(&reason) {
             log::warn!("skipping {}: {reason}", path.display());
         }
@@ -171,5 +256,45 @@ mod tests {
         assert!(a.allows(4242));
         assert!(a.allows(nix::unistd::geteuid().as_raw()));
         assert!(!a.allows(4243));
+    }
+
+    #[test]
+    fn reasons_read_as_before_and_serialise_with_a_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("l")).unwrap();
+        std::fs::write(dir.path().join("junk"), b"not a ring").unwrap();
+        let allowed = AllowedUids::with_defaults(&[]);
+        let why = open_candidate(&dir.path().join("l"), &allowed).unwrap_err();
+        assert_eq!(why.to_string(), "a symlink, not a ring file");
+        assert_eq!(
+            serde_json::to_value(&why).unwrap(),
+            serde_json::json!({"kind": "not_a_file", "entry": "symlink"})
+        );
+        let why = open_candidate(&dir.path().join("junk"), &allowed).unwrap_err();
+        assert!(why.to_string().starts_with("not a valid ring: "), "{why}");
+        assert_eq!(serde_json::to_value(&why).unwrap()["kind"], "invalid");
+        let why = open_candidate(&dir.path().join("gone"), &allowed).unwrap_err();
+        assert!(matches!(why, SkipReason::Stat { .. }), "{why:?}");
+
+        let owner = SkipReason::Owner {
+            uid: 54321,
+            allowed: vec![0, 1000],
+        };
+        assert_eq!(
+            owner.to_string(),
+            "owned by uid 54321, not an allowed user (allowed uids: 0, 1000)"
+        );
+        let dup = SkipReason::DuplicateId {
+            ring_id: u64::MAX,
+            drained_from: "/r/a.ring".into(),
+        };
+        assert_eq!(
+            dup.to_string(),
+            "ring id ffffffffffffffff is already being drained from /r/a.ring"
+        );
+        assert_eq!(
+            serde_json::to_value(&dup).unwrap(),
+            serde_json::json!({"kind": "duplicate_id", "ring_id": "ffffffffffffffff", "drained_from": "/r/a.ring"})
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::scan::{self, AllowedUids};
+use crate::scan::{self, AllowedUids, SkipReason};
 
 /// One entry of the ring directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,16 +18,19 @@ pub struct RingStatus {
     pub file: String,
     /// Whether it is a valid ring owned by an allowed user (what the drainer drains).
     pub valid: bool,
-    /// Why not, when it is not.
+    /// Why not, when it is not, in words (the log line's text).
     pub reason: Option<String>,
+    /// The same reason for scripts: `{"kind": "...", ...details}` (see [`SkipReason`]).
+    pub skip: Option<SkipReason>,
     /// Service that created the ring.
     pub service: Option<String>,
     /// Pid of the creating process.
     pub pid: Option<u32>,
     /// The ring id, in hex as in the file name.
     pub ring_id: Option<String>,
-    /// Whether a producer still holds the ring (or the drainer, which keeps the lock of a
-    /// ring it found dead until it removes it, at most one cycle later).
+    /// Whether a producer still holds the ring's liveness lock. Observers (this view, the
+    /// drainer) take it only for the instant of the probe, so another probe at the very
+    /// same instant can make a dead ring look alive for that one look.
     pub alive: Option<bool>,
     /// Capacity in records.
     pub capacity: Option<u64>,
@@ -39,6 +42,13 @@ pub struct RingStatus {
     pub dropped: Option<u64>,
     /// Rows written to the CSV from this ring, per the drainer's checkpoint.
     pub written: Option<u64>,
+}
+
+impl RingStatus {
+    fn skip_because(&mut self, why: SkipReason) {
+        self.reason = Some(why.to_string());
+        self.skip = Some(why);
+    }
 }
 
 /// The whole report.
@@ -55,7 +65,7 @@ pub struct Status {
 /// Looks at every candidate in `shm_dir`, using the checkpoint of `storage_dir` for how far
 /// each ring was drained.
 pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io::Result<Status> {
-    let checkpointed = crate::drain::checkpointed(storage_dir);
+    let checkpointed = crate::checkpoint::checkpointed(storage_dir);
     let mut rings = Vec::new();
     for path in scan::candidates(shm_dir)? {
         let file = path
@@ -66,6 +76,7 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
             file,
             valid: false,
             reason: None,
+            skip: None,
             service: None,
             pid: None,
             ring_id: None,
@@ -77,7 +88,7 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
             written: None,
         };
         match scan::open_candidate(&path, allowed) {
-            Err(reason) => s.reason = Some(reason),
+            Err(why) => s.skip_because(why),
             Ok(ring) => {
                 let info = ring.info();
                 s.service = Some(info.service.clone());
@@ -95,7 +106,9 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
                         s.dropped = Some(c.dropped);
                         s.written = entry.map(|e| e.written);
                     }
-                    Err(e) => s.reason = Some(format!("not a valid ring: {e}")),
+                    Err(e) => s.skip_because(SkipReason::Invalid {
+                        error: e.to_string(),
+                    }),
                 }
             }
         }
@@ -158,6 +171,7 @@ mod tests {
             file: "robot-server-1-ab".into(),
             valid: true,
             reason: None,
+            skip: None,
             service: Some("robot-server".into()),
             pid: Some(7),
             ring_id: Some("ab".into()),
@@ -172,6 +186,7 @@ mod tests {
             file: "junk".into(),
             valid: false,
             reason: Some("not a ring".into()),
+            skip: None,
             service: None,
             pid: None,
             ring_id: None,

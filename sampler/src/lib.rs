@@ -5,14 +5,16 @@
 //! ([`cmdline`]) and glob semantics ([`fnmatch`]), the same file and bytes
 //! (`system_resource_data` through `perf-table`), without its faults: a process that exits
 //! mid-sample is skipped ([`proc`]), samples run at a fixed rate ([`schedule`]), and storage
-//! trouble is retried rather than fatal ([`storage`]). The binary `system-resource-tracker`
-//! wires these together with `perf-daemon` (logging, systemd notify, signals).
+//! trouble is retried rather than fatal ([`storage`]). [`run`] is the daemon's loop, wired
+//! to `perf-daemon` (systemd notify, signals), that the binary `system-resource-tracker`
+//! and the `perf-metrics demo` both run.
 
 pub mod cmdline;
 pub mod config;
 pub mod fnmatch;
 pub mod metrics;
 pub mod proc;
+pub mod run;
 pub mod sample;
 pub mod schedule;
 pub mod storage;

@@ -1,12 +1,14 @@
 //! The output table, kept working through storage trouble.
 //!
 //! A full or read-only disk must not stop the daemon: rows that could not be written stay
-//! pending (up to [`MAX_PENDING_BYTES`]) and are written with the next sample. The first
-//! failure is logged as an error, repeats of it only at debug level so the journal is not
-//! flooded every interval, and the recovery is logged again.
+//! pending (up to [`MAX_PENDING_BYTES`]) and are written with the next sample. Failures
+//! and the recovery are logged as both daemons log them ([`StorageLog`]: at the start, on
+//! a new cause, then once a minute; the recovery once), so the journal is not flooded
+//! every interval and a lasting problem is not silent either.
 
 use std::path::{Path, PathBuf};
 
+use perf_daemon::storage_log::{self, StorageLog};
 use perf_table::{TableError, TableFile, SYSTEM_RESOURCE};
 
 /// Rows kept while storage fails; beyond this the oldest pending rows are dropped. At
@@ -22,8 +24,8 @@ pub struct Storage {
     pending: Vec<u8>,
     /// Row count of `pending`.
     pending_rows: usize,
-    /// Last error reported, to log a persisting problem once.
-    failing: Option<String>,
+    /// When to log a failure, and the recovery.
+    log: StorageLog,
     /// Rows lost to the pending limit since the last successful write.
     dropped_rows: usize,
 }
@@ -36,7 +38,7 @@ impl Storage {
             table: None,
             pending: Vec::new(),
             pending_rows: 0,
-            failing: None,
+            log: StorageLog::new(),
             dropped_rows: 0,
         }
     }
@@ -49,7 +51,7 @@ impl Storage {
     /// Appends `rows` (`count` complete rows) and makes them durable.
     ///
     /// On failure the rows stay pending for the next call and the error is returned (and
-    /// logged, once per distinct error).
+    /// logged as [`StorageLog`] decides).
     pub fn write(&mut self, rows: &[u8], count: usize) -> Result<(), TableError> {
         self.pending.extend_from_slice(rows);
         self.pending_rows += count;
@@ -57,13 +59,16 @@ impl Storage {
         if self.pending.is_empty() && self.table.is_some() {
             return Ok(());
         }
+        // `try_write` empties `pending` once appended: count the rows it is about to write.
+        let writing = self.pending_rows;
         match self.try_write() {
             Ok(()) => {
-                if self.failing.take().is_some() {
+                if let Some(failed_for) = self.log.succeeded() {
                     log::info!(
-                        "storage in {} works again; wrote {} pending rows{}",
+                        "storage in {} works again after {:.1} s; wrote {} pending rows{}",
                         self.dir.display(),
-                        self.pending_rows,
+                        failed_for.as_secs_f64(),
+                        writing,
                         if self.dropped_rows > 0 {
                             format!(", {} rows were dropped meanwhile", self.dropped_rows)
                         } else {
@@ -77,15 +82,12 @@ impl Storage {
                 Ok(())
             }
             Err(e) => {
-                let text = e.to_string();
-                if self.failing.as_deref() == Some(text.as_str()) {
-                    log::debug!("{text}; {} rows pending", self.pending_rows);
-                } else {
+                let cause = storage_log::cause(e.io());
+                if self.log.failed(cause) {
                     log::error!(
-                        "{text}; keeping {} rows and retrying every interval",
+                        "{cause}: {e}; keeping {} rows and retrying every interval",
                         self.pending_rows
                     );
-                    self.failing = Some(text);
                 }
                 Err(e)
             }

@@ -228,6 +228,11 @@ fn status_shows_rings_as_a_table_and_as_json() {
     assert_eq!(r["dropped"], 2);
     assert_eq!(r["written"], serde_json::Value::Null);
     assert_eq!(v["rings"][0]["valid"], false);
+    assert!(v["rings"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not a valid ring"));
+    assert_eq!(v["rings"][0]["skip"]["kind"], "invalid");
 
     assert!(dirs.once().status.success());
     let v = json(&dirs);

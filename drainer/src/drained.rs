@@ -1,0 +1,330 @@
+//! One ring being drained: its read cursor, how far it was drained (durably and in the
+//! round under way), where it resumes after a restart, and its books when it is finished.
+//!
+//! Two positions matter per ring. `committed` is what the CSV and the checkpoint hold;
+//! `pending` is what the current round read on top of that. A round moves `pending` on
+//! ([`DrainedRing::take`]); a successful commit makes it `committed` and releases the slots
+//! ([`DrainedRing::committed`]); a failed one puts the cursor back
+//! ([`DrainedRing::roll_back`]).
+
+use std::path::Path;
+
+use perf_ring::{ConsumerRing, Record, RingError};
+
+use crate::checkpoint::RingEntry;
+use crate::rows::RowFormat;
+
+/// Records copied out of a ring per `read_batch` call.
+pub(crate) const BATCH: usize = 4096;
+
+/// How far a ring was drained (committed or pending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Progress {
+    pos: u64,
+    written: u64,
+    invalid: u64,
+    abandoned: u64,
+}
+
+/// What committing one ring's round added to its books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Committed {
+    pub written: u64,
+    pub invalid: u64,
+    pub abandoned: u64,
+}
+
+/// A ring being drained.
+#[derive(Debug)]
+pub(crate) struct DrainedRing {
+    ring: ConsumerRing,
+    id: u64,
+    /// Pre-quoted row prefixes, one per state name.
+    format: RowFormat,
+    /// Released position when this drainer first saw the ring (see [`RingEntry::base`]).
+    base: u64,
+    /// Durable: in the CSV and the checkpoint.
+    committed: Progress,
+    /// Read in the current round, not yet durable.
+    pending: Progress,
+    /// The producer is gone (sticky: once the liveness probe found the lock free, the
+    /// producer cannot come back; the probe itself lets go of the lock at once).
+    dead: bool,
+    /// Dead and read to the end: remove once committed.
+    exhausted: bool,
+    warned_invalid: bool,
+}
+
+impl DrainedRing {
+    /// Starts draining `ring`, from its checkpointed position `saved` if it has one.
+    ///
+    /// The checkpoint and the ring's released position normally agree. A checkpoint ahead
+    /// of the release means the previous run died between checkpoint and release: the rows
+    /// are durable, so the slots are released now. A release ahead of the checkpoint means
+    /// someone else consumed the ring meanwhile: draining goes on from the release, and
+    /// the records in between count as drained earlier.
+    pub(crate) fn resume(mut ring: ConsumerRing, saved: Option<&RingEntry>) -> DrainedRing {
+        let info = ring.info().clone();
+        let released = ring.read_pos();
+        let path = ring.path().to_path_buf();
+        let fresh = Progress {
+            pos: released,
+            ..Progress::default()
+        };
+        let (progress, base) = match saved {
+            None => (fresh, released),
+            Some(e) => {
+                let saved = Progress {
+                    pos: e.pos,
+                    written: e.written,
+                    invalid: e.invalid,
+                    abandoned: e.abandoned,
+                };
+                if e.pos == released {
+                    (saved, e.base)
+                } else if e.pos > released {
+                    match ring.seek(e.pos) {
+                        Ok(()) => {
+                            // The checkpoint is durable, so are the rows it covers: the
+                            // previous run died between checkpoint and release. Release now,
+                            // or the slots stay taken until the next record arrives.
+                            ring.release(e.pos);
+                            (saved, e.base)
+                        }
+                        Err(err) => {
+                            log::warn!(
+                                "{}: checkpointed position {} is unusable ({err}); resuming at the released position {released}",
+                                path.display(),
+                                e.pos
+                            );
+                            (fresh, released)
+                        }
+                    }
+                } else {
+                    log::warn!(
+                        "{}: released position {released} is past the checkpointed {}: another consumer drained it",
+                        path.display(),
+                        e.pos
+                    );
+                    (
+                        Progress {
+                            pos: released,
+                            ..saved
+                        },
+                        e.base + (released - e.pos),
+                    )
+                }
+            }
+        };
+        log::info!(
+            "draining {}: service {}, pid {}, capacity {}, {} states, from position {}",
+            path.display(),
+            info.service,
+            info.creator_pid,
+            info.capacity,
+            info.states.len(),
+            progress.pos
+        );
+        DrainedRing {
+            ring,
+            id: info.ring_id,
+            format: RowFormat::new(&info.states),
+            base,
+            committed: progress,
+            pending: progress,
+            dead: false,
+            exhausted: false,
+            warned_invalid: false,
+        }
+    }
+
+    /// The ring id (the checkpoint's key).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The ring file.
+    pub(crate) fn path(&self) -> &Path {
+        self.ring.path()
+    }
+
+    /// Whether the producer is dead and everything was read: remove once committed.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Whether the current round read anything (or finished the ring) to commit.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending != self.committed || self.exhausted
+    }
+
+    /// The checkpoint entry for the round under way.
+    pub(crate) fn entry(&self) -> RingEntry {
+        RingEntry {
+            pos: self.pending.pos,
+            base: self.base,
+            written: self.pending.written,
+            invalid: self.pending.invalid,
+            abandoned: self.pending.abandoned,
+            service: self.ring.info().service.clone(),
+            path: self.ring.path().to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Reads up to `max` records into rows in `buf`. Returns how many positions were
+    /// consumed and whether `max` was reached (the ring may hold more).
+    ///
+    /// On a ring error nothing of this ring's round stays in `buf` or in its progress.
+    pub(crate) fn take(
+        &mut self,
+        buf: &mut Vec<u8>,
+        batch: &mut Vec<Record>,
+        max: usize,
+    ) -> Result<(usize, bool), RingError> {
+        if self.exhausted {
+            return Ok((0, false));
+        }
+        // Liveness first: a producer seen dead now published everything it ever will, so
+        // reading after this check and finding the ring empty means it is finished.
+        if !self.dead && !self.ring.producer_alive() {
+            self.dead = true;
+            log::debug!(
+                "{}: producer gone; draining to the end",
+                self.ring.path().display()
+            );
+        }
+        let mark = buf.len();
+        let saved = self.pending;
+        let result = self.fill(buf, batch, max);
+        if result.is_err() {
+            buf.truncate(mark);
+            self.pending = saved;
+        }
+        result
+    }
+
+    fn fill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        batch: &mut Vec<Record>,
+        max: usize,
+    ) -> Result<(usize, bool), RingError> {
+        let start = self.ring.read_pos();
+        let mut left = max;
+        while left > 0 {
+            batch.clear();
+            let want = left.min(BATCH);
+            let got = self.ring.read_batch(batch, want)?;
+            left -= got;
+            self.format_rows(buf, batch);
+            if got == want {
+                continue;
+            }
+            if !self.dead {
+                break;
+            }
+            // A dead producer may have claimed slots it never published: step over them to
+            // the next published record. Claims are bounded by the capacity, so more
+            // abandoned positions than that mean the counters lie; stop there.
+            let skipped = self.ring.skip_unpublished()?;
+            self.pending.abandoned += skipped;
+            if skipped == 0 || self.pending.abandoned >= self.ring.info().capacity {
+                self.exhausted = true;
+                break;
+            }
+        }
+        self.pending.pos = self.ring.read_pos();
+        let consumed = usize::try_from(self.pending.pos - start).unwrap_or(usize::MAX);
+        Ok((consumed, left == 0))
+    }
+
+    /// Appends one CSV row per record; records with a state index outside the ring's table
+    /// are counted and skipped (logged once per ring).
+    fn format_rows(&mut self, buf: &mut Vec<u8>, batch: &[Record]) {
+        for r in batch {
+            if self.format.push(buf, r.state, r.start_ns, r.duration_ns) {
+                self.pending.written += 1;
+            } else {
+                self.pending.invalid += 1;
+                if !self.warned_invalid {
+                    self.warned_invalid = true;
+                    log::warn!(
+                        "{}: record with state index {} but only {} states; skipping it (and counting any others)",
+                        self.ring.path().display(),
+                        r.state,
+                        self.format.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The round was made durable: release the slots up to what was read (only now may
+    /// producers reuse them) and return what it added.
+    pub(crate) fn committed(&mut self) -> Committed {
+        let added = Committed {
+            written: self.pending.written - self.committed.written,
+            invalid: self.pending.invalid - self.committed.invalid,
+            abandoned: self.pending.abandoned - self.committed.abandoned,
+        };
+        self.ring.release(self.pending.pos);
+        self.committed = self.pending;
+        added
+    }
+
+    /// The round failed to commit: back to the committed position, to be read again.
+    pub(crate) fn roll_back(&mut self) -> Result<(), RingError> {
+        self.pending = self.committed;
+        self.exhausted = false;
+        self.ring.seek(self.committed.pos)
+    }
+
+    /// Logs the books of a finished ring and removes its file.
+    pub(crate) fn finish(self) -> Result<(), RingError> {
+        self.log_accounting();
+        self.ring.remove()
+    }
+
+    /// Logs a finished ring's books: `committed = written + dropped (+ invalid + abandoned)`.
+    fn log_accounting(&self) {
+        let info = self.ring.info();
+        let p = self.committed;
+        let Ok(c) = self.ring.counters() else {
+            log::info!(
+                "ring {} ({} pid {}) finished: written {}, invalid {}, abandoned {}",
+                self.ring.path().display(),
+                info.service,
+                info.creator_pid,
+                p.written,
+                p.invalid,
+                p.abandoned
+            );
+            return;
+        };
+        let committed = c.claimed.saturating_add(c.dropped);
+        let accounted = self.base + p.written + p.invalid + p.abandoned;
+        let earlier = if self.base > 0 {
+            format!(" + earlier {}", self.base)
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "ring {} ({} pid {}) finished and removed: committed {committed} = written {} + dropped {} + invalid {} + abandoned {}{earlier}",
+            self.ring.path().display(),
+            info.service,
+            info.creator_pid,
+            p.written,
+            c.dropped,
+            p.invalid,
+            p.abandoned
+        );
+        if accounted == c.claimed {
+            log::info!("{line}");
+        } else {
+            log::warn!(
+                "{line} does NOT add up: the ring claims {} positions, {accounted} were accounted for",
+                c.claimed
+            );
+        }
+    }
+}
