@@ -216,14 +216,37 @@ mod tests {
         }
     }
 
-    /// Requests `shutdown` after `after` unless the test ends first (a hung loop fails the
-    /// test instead of hanging it).
-    fn stop_after(shutdown: &Arc<Shutdown>, after: Duration) -> std::thread::JoinHandle<()> {
-        let shutdown = Arc::clone(shutdown);
-        std::thread::spawn(move || {
-            shutdown.sleep_until(Instant::now() + after);
-            shutdown.request();
-        })
+    /// Runs [`serve`] until `react` (shown every report so far) requests shutdown; a guard
+    /// requests it after 20 s, so a loop that hangs fails the test instead of hanging it.
+    fn serve_until(
+        drainer: &mut Drainer,
+        opts: &RunOptions,
+        mut react: impl FnMut(&[Report], &Shutdown),
+    ) -> Vec<Report> {
+        const GUARD: Duration = Duration::from_secs(20);
+        let shutdown = Arc::new(Shutdown::new().unwrap());
+        let guard = {
+            let shutdown = Arc::clone(&shutdown);
+            std::thread::spawn(move || {
+                shutdown.sleep_until(Instant::now() + GUARD);
+                shutdown.request();
+            })
+        };
+        let started = Instant::now();
+        let mut reports = Vec::new();
+        serve(
+            drainer,
+            opts,
+            &shutdown,
+            &mut Watchdog::with_period(None),
+            &mut |r| {
+                reports.push(*r);
+                react(&reports, &shutdown);
+            },
+        );
+        assert!(started.elapsed() < GUARD, "{reports:?}");
+        guard.join().unwrap();
+        reports
     }
 
     #[test]
@@ -244,24 +267,11 @@ mod tests {
             final_drain_limit: Duration::ZERO,
             notify: false,
         };
-        let shutdown = Arc::new(Shutdown::new().unwrap());
-        let guard = stop_after(&shutdown, Duration::from_secs(20));
-        let started = Instant::now();
-        let mut reports = Vec::new();
-        serve(
-            &mut drainer,
-            &opts,
-            &shutdown,
-            &mut Watchdog::with_period(None),
-            &mut |r| {
-                reports.push(*r);
-                if reports.iter().map(|r| r.written).sum::<u64>() == total {
-                    shutdown.request();
-                }
-            },
-        );
-        assert!(started.elapsed() < Duration::from_secs(20), "{reports:?}");
-        guard.join().unwrap();
+        let reports = serve_until(&mut drainer, &opts, |reports, shutdown| {
+            if reports.iter().map(|r| r.written).sum::<u64>() == total {
+                shutdown.request();
+            }
+        });
         let written: Vec<u64> = reports.iter().map(|r| r.written).collect();
         let round = ROUND_RECORDS as u64;
         // Three cycles back to back, then the final drain with nothing left.
@@ -284,29 +294,16 @@ mod tests {
             notify: false,
             ..RunOptions::every(Duration::from_secs(3600))
         };
-        let shutdown = Arc::new(Shutdown::new().unwrap());
-        let guard = stop_after(&shutdown, Duration::from_secs(20));
-        let mut reports = Vec::new();
-        let started = Instant::now();
-        serve(
-            &mut drainer,
-            &opts,
-            &shutdown,
-            &mut Watchdog::with_period(None),
-            &mut |r| {
-                reports.push(*r);
-                if reports.len() == 1 {
-                    // While the loop sleeps its hour: these can only leave with the final
-                    // drain, which the request below starts at once.
-                    for i in 100..150 {
-                        ring.push(&record(i)).unwrap();
-                    }
-                    shutdown.request();
+        let reports = serve_until(&mut drainer, &opts, |reports, shutdown| {
+            if reports.len() == 1 {
+                // While the loop sleeps its hour: these can only leave with the final
+                // drain, which the request below starts at once.
+                for i in 100..150 {
+                    ring.push(&record(i)).unwrap();
                 }
-            },
-        );
-        assert!(started.elapsed() < Duration::from_secs(20), "{reports:?}");
-        guard.join().unwrap();
+                shutdown.request();
+            }
+        });
         let written: Vec<u64> = reports.iter().map(|r| r.written).collect();
         assert_eq!(written, [100, 50], "{reports:?}");
         assert_eq!(setup.rows(), 150);

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::scan::{self, AllowedUids, SkipReason};
 
 /// One entry of the ring directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RingStatus {
     /// File name inside the ring directory.
     pub file: String,
@@ -74,18 +74,7 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
             .unwrap_or_default();
         let mut s = RingStatus {
             file,
-            valid: false,
-            reason: None,
-            skip: None,
-            service: None,
-            pid: None,
-            ring_id: None,
-            alive: None,
-            capacity: None,
-            in_ring: None,
-            committed: None,
-            dropped: None,
-            written: None,
+            ..RingStatus::default()
         };
         match scan::open_candidate(&path, allowed) {
             Err(why) => s.skip_because(why),
@@ -184,18 +173,8 @@ mod tests {
         };
         let bad = RingStatus {
             file: "junk".into(),
-            valid: false,
             reason: Some("not a ring".into()),
-            skip: None,
-            service: None,
-            pid: None,
-            ring_id: None,
-            alive: None,
-            capacity: None,
-            in_ring: None,
-            committed: None,
-            dropped: None,
-            written: None,
+            ..RingStatus::default()
         };
         let status = Status {
             shm_dir: "/s".into(),
