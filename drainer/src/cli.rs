@@ -1,6 +1,7 @@
 //! The command line: `perf-drainer [run] | once | status [--json]`, each option with an
 //! environment fallback. Definitions only; [`crate::commands`] carries them out.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,6 +95,42 @@ pub struct Options {
         value_parser = parse_level
     )]
     pub log_level: LevelFilter,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
+}
+
+/// Where `run` exposes its metrics for Prometheus; off unless given.
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct MetricsOptions {
+    /// Serve GET /metrics (OpenMetrics) on this address: PORT (loopback), ADDRESS:PORT or
+    /// [IPV6]:PORT; `run` only.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR:PORT",
+        env = "OT_PERFORMANCE_METRICS_METRICS_LISTEN",
+        value_parser = perf_daemon::metrics::parse_listen
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Write the metrics (Prometheus text format, for node_exporter's textfile collector)
+    /// to this file after every cycle, atomically; `run` only.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "OT_PERFORMANCE_METRICS_METRICS_TEXTFILE"
+    )]
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+impl MetricsOptions {
+    /// The exporter's settings.
+    pub fn settings(&self) -> perf_daemon::metrics::Settings {
+        perf_daemon::metrics::Settings {
+            listen: self.metrics_listen,
+            textfile: self.metrics_textfile.clone(),
+        }
+    }
 }
 
 /// The subcommands.

@@ -24,6 +24,9 @@ pub enum AppError {
     /// Signal handlers could not be installed.
     #[error(transparent)]
     Shutdown(#[from] ShutdownError),
+    /// The metrics could not be exposed (port in use, bad textfile path).
+    #[error(transparent)]
+    Metrics(#[from] perf_daemon::metrics::MetricsError),
     /// The ring directory could not be read.
     #[error("cannot list ring directory {path}: {source}")]
     ShmDir {
@@ -40,7 +43,17 @@ pub fn execute(cli: &Cli) -> Result<(), AppError> {
             let shutdown = Shutdown::install()?;
             let mut watchdog = Watchdog::from_env();
             let opts = RunOptions::every(cli.options.interval);
-            Ok(crate::run::run(cfg, &opts, &shutdown, &mut watchdog)?)
+            // Bound before anything else: a port in use is a start-up error. Dropped after
+            // the final drain, which writes the textfile a last time.
+            let exported = crate::metrics::expose(&cli.options.metrics.settings())?;
+            let metrics = exported.as_ref().map(|(_, m)| m.clone());
+            Ok(crate::run::run(
+                cfg,
+                &opts,
+                &shutdown,
+                &mut watchdog,
+                metrics,
+            )?)
         }
         Command::Once => once(cfg),
         Command::Status { json } => status(&cfg, json),

@@ -32,6 +32,7 @@ use crate::drained::{DrainedRing, BATCH};
 use crate::error::{DrainError, StorageError};
 use crate::failpoint::Failpoint;
 use crate::lock::StorageLock;
+use crate::metrics::DrainMetrics;
 use crate::scan::{self, AllowedUids, SkipLog, SkipReason};
 
 /// Records read per round, across all rings. Bounds the row buffer (about 60 bytes a row,
@@ -95,6 +96,8 @@ pub struct Drainer {
     failpoint: Failpoint,
     /// Records per round now: [`ROUND_RECORDS`], or less while the storage is full.
     round_records: usize,
+    /// Updated after every commit and cycle, when the metrics are on.
+    metrics: Option<DrainMetrics>,
 }
 
 impl Drainer {
@@ -118,7 +121,17 @@ impl Drainer {
             batch: Vec::with_capacity(BATCH),
             failpoint: Failpoint::from_env(),
             round_records: ROUND_RECORDS,
+            metrics: None,
         })
+    }
+
+    /// Keeps `metrics` up to date from now on: durations per state and per-service counts
+    /// after every commit, rings open and storage errors after every cycle.
+    pub fn set_metrics(&mut self, metrics: DrainMetrics) {
+        for t in &mut self.rings {
+            t.count_durations();
+        }
+        self.metrics = Some(metrics);
     }
 
     /// The configuration.
@@ -182,6 +195,12 @@ impl Drainer {
     pub fn cycle(&mut self, deadline: Instant) -> Result<Report, StorageError> {
         let r = self.cycle_inner(deadline);
         self.store.close();
+        if let Some(m) = &self.metrics {
+            match &r {
+                Ok(_) => m.cycle_ok(self.rings.len()),
+                Err(e) => m.storage_failed(e.io(), self.rings.len()),
+            }
+        }
         r
     }
 
@@ -271,7 +290,11 @@ impl Drainer {
     /// Starts draining `ring`, from its checkpointed position if it has one.
     fn track(&mut self, ring: ConsumerRing) {
         let saved = self.store.saved(ring.info().ring_id);
-        self.rings.push(DrainedRing::resume(ring, saved));
+        let mut t = DrainedRing::resume(ring, saved);
+        if self.metrics.is_some() {
+            t.count_durations();
+        }
+        self.rings.push(t);
     }
 
     /// Reads one round from every ring and commits it.
@@ -313,6 +336,11 @@ impl Drainer {
             report.written += added.written;
             report.invalid += added.invalid;
             report.abandoned += added.abandoned;
+        }
+        // Durable: only now do the histograms count these rows.
+        if let Some(m) = &self.metrics {
+            m.committed(self.rings.iter_mut().map(DrainedRing::metrics_round));
+            self.rings.iter_mut().for_each(DrainedRing::clear_round);
         }
         self.failpoint.hit("after-release");
         report.removed = self.remove_finished();

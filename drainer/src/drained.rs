@@ -12,6 +12,7 @@ use std::path::Path;
 use perf_ring::{ConsumerRing, Record, RingError};
 
 use crate::checkpoint::RingEntry;
+use crate::metrics::{RingRound, StateHistogram};
 use crate::rows::RowFormat;
 
 /// Records copied out of a ring per `read_batch` call.
@@ -53,6 +54,13 @@ pub(crate) struct DrainedRing {
     /// Dead and read to the end: remove once committed.
     exhausted: bool,
     warned_invalid: bool,
+    /// The current round's durations per state index, for the metrics (empty when they
+    /// are off: then nothing is counted).
+    durations: Vec<StateHistogram>,
+    /// What the last commit added (for the metrics).
+    added: Committed,
+    /// The ring's dropped counter as last reported to the metrics.
+    dropped_reported: u64,
 }
 
 impl DrainedRing {
@@ -135,7 +143,43 @@ impl DrainedRing {
             dead: false,
             exhausted: false,
             warned_invalid: false,
+            durations: Vec::new(),
+            added: Committed::default(),
+            dropped_reported: 0,
         }
+    }
+
+    /// Counts durations per state from now on, for the metrics.
+    pub(crate) fn count_durations(&mut self) {
+        let states = self.ring.info().states.len();
+        self.durations = vec![StateHistogram::default(); states];
+    }
+
+    /// What the last commit added, for the metrics; the round's durations are handed over
+    /// by [`DrainedRing::clear_round`] afterwards.
+    pub(crate) fn metrics_round(&mut self) -> RingRound<'_> {
+        // The header is untrusted: a counter that went back is taken as the new baseline.
+        let dropped = self
+            .ring
+            .counters()
+            .map_or(self.dropped_reported, |c| c.dropped);
+        let grown = dropped.saturating_sub(self.dropped_reported);
+        self.dropped_reported = dropped;
+        let info = self.ring.info();
+        RingRound {
+            service: &info.service,
+            states: &info.states,
+            durations: &self.durations,
+            written: self.added.written,
+            invalid: self.added.invalid,
+            abandoned: self.added.abandoned,
+            dropped: grown,
+        }
+    }
+
+    /// Forgets the round's durations (committed and reported, or rolled back).
+    pub(crate) fn clear_round(&mut self) {
+        self.durations.fill(StateHistogram::default());
     }
 
     /// The ring id (the checkpoint's key).
@@ -197,8 +241,10 @@ impl DrainedRing {
         let saved = self.pending;
         let result = self.fill(buf, batch, max);
         if result.is_err() {
+            // The ring is dropped by the caller; its uncounted round goes with it.
             buf.truncate(mark);
             self.pending = saved;
+            self.clear_round();
         }
         result
     }
@@ -217,6 +263,7 @@ impl DrainedRing {
             let got = self.ring.read_batch(batch, want)?;
             left -= got;
             self.format_rows(buf, batch);
+            self.count(batch);
             if got == want {
                 continue;
             }
@@ -259,6 +306,19 @@ impl DrainedRing {
         }
     }
 
+    /// Counts the batch's durations per state (metrics on only). A record with a state
+    /// index outside the table has no row, so it is not counted either.
+    fn count(&mut self, batch: &[Record]) {
+        if self.durations.is_empty() {
+            return;
+        }
+        for r in batch {
+            if let Some(h) = self.durations.get_mut(r.state as usize) {
+                h.observe(r.duration_ns);
+            }
+        }
+    }
+
     /// The round was made durable: release the slots up to what was read (only now may
     /// producers reuse them) and return what it added.
     pub(crate) fn committed(&mut self) -> Committed {
@@ -269,6 +329,7 @@ impl DrainedRing {
         };
         self.ring.release(self.pending.pos);
         self.committed = self.pending;
+        self.added = added;
         added
     }
 
@@ -276,6 +337,7 @@ impl DrainedRing {
     pub(crate) fn roll_back(&mut self) -> Result<(), RingError> {
         self.pending = self.committed;
         self.exhausted = false;
+        self.clear_round();
         self.ring.seek(self.committed.pos)
     }
 

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use perf_daemon::metrics::labels::Capped;
-use perf_daemon::metrics::CycleDone;
+use perf_daemon::metrics::{CycleDone, Exporter, Exposition, MetricsError, Settings};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -163,12 +163,12 @@ struct Books {
 /// The `cause` label values of `perf_drainer_storage_errors_total`.
 const STORAGE_CAUSES: [&str; 4] = ["full", "read_only", "not_writable", "other"];
 
-/// The `cause` label for a drainer storage error's [`crate::StorageError::cause`] text.
-fn storage_cause(cause: &str) -> usize {
-    match cause {
-        "storage is full" => 0,
-        "storage is read-only" => 1,
-        "storage is not writable" => 2,
+/// The `cause` label (index into [`STORAGE_CAUSES`]) of a storage error, by errno.
+fn storage_cause(e: &std::io::Error) -> usize {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => 0,
+        Some(libc::EROFS) => 1,
+        Some(libc::EACCES) | Some(libc::EPERM) => 2,
         _ => 3,
     }
 }
@@ -233,8 +233,9 @@ impl DrainMetrics {
         }
     }
 
-    /// A cycle ended with everything committed (possibly nothing): the commit age restarts.
-    pub fn caught_up(&self, rings_open: usize) {
+    /// A cycle ended with everything it read committed (possibly nothing): the commit age
+    /// restarts.
+    pub fn cycle_ok(&self, rings_open: usize) {
         {
             let mut b = self.books();
             b.last_commit = Instant::now();
@@ -243,15 +244,28 @@ impl DrainMetrics {
         self.cycle_done.notify();
     }
 
-    /// A cycle failed on storage with `cause` ([`crate::StorageError::cause`]).
-    pub fn storage_failed(&self, cause: &str, rings_open: usize) {
+    /// A cycle failed on storage with `error` ([`crate::StorageError::io`]).
+    pub fn storage_failed(&self, error: &std::io::Error, rings_open: usize) {
         {
             let mut b = self.books();
-            b.storage_errors[storage_cause(cause)] += 1;
+            b.storage_errors[storage_cause(error)] += 1;
             b.rings_open = rings_open as u64;
         }
         self.cycle_done.notify();
     }
+}
+
+/// The drainer's metrics and their exporter (server and/or textfile, started now), if
+/// `settings` asks for any.
+pub fn expose(settings: &Settings) -> Result<Option<(Exporter, DrainMetrics)>, MetricsError> {
+    if !settings.enabled() {
+        return Ok(None);
+    }
+    let mut registry = Registry::default();
+    let metrics = DrainMetrics::register(&mut registry);
+    let exporter = Exporter::start(Exposition::new(registry), settings)?;
+    let metrics = metrics.notify_after_cycles(exporter.cycle_done());
+    Ok(Some((exporter, metrics)))
 }
 
 /// Encodes the books on each scrape.
@@ -392,7 +406,7 @@ mod tests {
             abandoned: 0,
             dropped: 7,
         }]);
-        m.storage_failed("storage is full", 3);
+        m.storage_failed(&std::io::Error::from_raw_os_error(libc::ENOSPC), 3);
         let text = e.openmetrics();
         for line in [
             "# TYPE perf_drainer_activity_duration_seconds histogram",

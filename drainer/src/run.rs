@@ -16,6 +16,7 @@ use perf_daemon::storage_log::StorageLog;
 
 use crate::drain::{Config, Drainer, Report};
 use crate::error::DrainError;
+use crate::metrics::DrainMetrics;
 
 /// How the loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,16 +46,21 @@ impl RunOptions {
 }
 
 /// `perf-drainer run`: sets the drainer up (waiting while the storage cannot hold its lock
-/// file), drains every interval until `shutdown`, then drains once more.
+/// file; keeping `metrics` up to date if given), drains every interval until `shutdown`,
+/// then drains once more.
 pub fn run(
     cfg: Config,
     opts: &RunOptions,
     shutdown: &Shutdown,
     watchdog: &mut Watchdog,
+    metrics: Option<DrainMetrics>,
 ) -> Result<(), DrainError> {
     let Some(mut drainer) = start(cfg, opts, shutdown, watchdog)? else {
         return Ok(());
     };
+    if let Some(m) = metrics {
+        drainer.set_metrics(m);
+    }
     // A storage problem is logged and retried each cycle; rings keep the records meanwhile.
     let _ = drainer.prepare();
     log::info!(

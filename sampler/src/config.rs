@@ -28,6 +28,11 @@ pub const STORAGE_DIR_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_STORAGE_DIR";
 /// Python level name; default INFO.
 pub const LOGGING_LEVEL_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_LOGGING_LEVEL";
 
+/// Serve `GET /metrics` on this address; unset: off. Not a Python tracker variable.
+pub const METRICS_LISTEN_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_METRICS_LISTEN";
+/// Write the metrics to this file after every sample; unset: off.
+pub const METRICS_TEXTFILE_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_METRICS_TEXTFILE";
+
 /// The Python tracker's default filters.
 pub const DEFAULT_PROCESS_FILTERS: &[&str] = &["/opt/opentrons*", "python3*"];
 /// The Python tracker's default interval, in seconds.
@@ -74,6 +79,16 @@ pub struct Cli {
     /// Take one sample, write it and exit (for scripts and tests); no systemd notifications
     #[arg(long)]
     pub once: bool,
+
+    /// Serve GET /metrics (OpenMetrics) on PORT (loopback), ADDRESS:PORT or [IPV6]:PORT
+    /// [default: off]
+    #[arg(long, env = METRICS_LISTEN_VAR, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<OsString>,
+
+    /// Write the metrics (Prometheus text format, for node_exporter's textfile collector)
+    /// to this file after every sample, atomically [default: off]
+    #[arg(long, env = METRICS_TEXTFILE_VAR, value_name = "PATH")]
+    pub metrics_textfile: Option<OsString>,
 }
 
 /// An invalid setting: which variable (or flag) and what value.
@@ -97,6 +112,12 @@ pub enum ConfigError {
     /// Relative path.
     #[error("{name} must be an absolute path to a directory, got {value:?}")]
     StorageDir { name: String, value: String },
+    /// Not a listen address.
+    #[error("{name} must be PORT, ADDRESS:PORT or [IPV6]:PORT (e.g. 9102 or 0.0.0.0:9102), got {value:?}")]
+    MetricsListen { name: String, value: String },
+    /// Not a file path.
+    #[error("{name} must be the path of a file, got {value:?}")]
+    MetricsTextfile { name: String, value: String },
     /// Unknown level name.
     #[error(
         "{name} must be one of CRITICAL, FATAL, ERROR, WARNING, WARN, INFO, DEBUG, NOTSET (any case), got {value:?}"
@@ -132,6 +153,8 @@ pub struct Config {
     pub logging_level_name: String,
     /// One sample, then exit.
     pub once: bool,
+    /// Where to expose the metrics for Prometheus (off unless set).
+    pub metrics: perf_daemon::metrics::Settings,
 }
 
 impl fmt::Display for Config {
@@ -192,6 +215,14 @@ impl Config {
             r("storage_dir", STORAGE_DIR_VAR, cli.storage_dir),
             r("logging_level", LOGGING_LEVEL_VAR, cli.logging_level),
             cli.once,
+        )?
+        .with_metrics(
+            r("metrics_listen", METRICS_LISTEN_VAR, cli.metrics_listen),
+            r(
+                "metrics_textfile",
+                METRICS_TEXTFILE_VAR,
+                cli.metrics_textfile,
+            ),
         )?)
     }
 
@@ -243,7 +274,36 @@ impl Config {
             logging_level,
             logging_level_name,
             once,
+            metrics: perf_daemon::metrics::Settings::default(),
         })
+    }
+
+    fn with_metrics(
+        mut self,
+        listen: Option<Raw>,
+        textfile: Option<Raw>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(r) = listen {
+            let text = r.text();
+            let addr = perf_daemon::metrics::parse_listen(&text).map_err(|_| {
+                ConfigError::MetricsListen {
+                    name: r.name.clone(),
+                    value: text,
+                }
+            })?;
+            self.metrics.listen = Some(addr);
+        }
+        if let Some(r) = textfile {
+            let path = PathBuf::from(&r.value);
+            if path.file_name().is_none() {
+                return Err(ConfigError::MetricsTextfile {
+                    name: r.name.clone(),
+                    value: r.text(),
+                });
+            }
+            self.metrics.textfile = Some(path);
+        }
+        Ok(self)
     }
 }
 

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use perf_daemon::metrics::labels::Capped;
-use perf_daemon::metrics::CycleDone;
+use perf_daemon::metrics::{CycleDone, Exporter, Exposition, MetricsError, Settings};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -154,6 +154,19 @@ impl TrackerMetrics {
         tally.0.overflowed = 0;
         self.cycle_done.notify();
     }
+}
+
+/// The tracker's metrics and their exporter (server and/or textfile, started now), if
+/// `settings` asks for any.
+pub fn expose(settings: &Settings) -> Result<Option<(Exporter, TrackerMetrics)>, MetricsError> {
+    if !settings.enabled() {
+        return Ok(None);
+    }
+    let mut registry = Registry::default();
+    let metrics = TrackerMetrics::register(&mut registry);
+    let exporter = Exporter::start(Exposition::new(registry), settings)?;
+    let metrics = metrics.notify_after_samples(exporter.cycle_done());
+    Ok(Some((exporter, metrics)))
 }
 
 #[derive(Debug)]

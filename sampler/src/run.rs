@@ -40,6 +40,9 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error(transparent)]
     Shutdown(#[from] ShutdownError),
+    /// The metrics could not be exposed (port in use, bad textfile path).
+    #[error(transparent)]
+    Metrics(#[from] perf_daemon::metrics::MetricsError),
 }
 
 /// `system-resource-tracker`: nothing when disabled, one sample with `--once`, otherwise
@@ -69,6 +72,12 @@ pub fn run(config: &Config) -> Result<(), RunError> {
         return Ok(());
     }
 
+    // Bound before READY: a port in use is a start-up error. Dropped at exit, which writes
+    // the textfile a last time.
+    let exported = crate::metrics::expose(&config.metrics)?;
+    if let Some((_, m)) = &exported {
+        sampler = sampler.with_metrics(m.clone());
+    }
     let shutdown = Shutdown::install()?;
     let mut watchdog = Watchdog::from_env();
     let opts = RunOptions {

@@ -8,5 +8,6 @@ mod crash;
 mod hostile;
 mod idle;
 mod lifecycle;
+mod metrics;
 mod notify;
 mod storage;
