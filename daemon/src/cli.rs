@@ -1,8 +1,12 @@
 //! Command-line errors the way every binary here reports them: one line on stderr naming
 //! the flag (or the environment variable the bad value came from) and the value, exit
-//! status 2; `--help` and `--version` print and exit 0.
+//! status 2; `--help` and `--version` print and exit 0. And the rest of a daemon's exit
+//! status policy ([`run_logged`]): a failure at run time is one logged line, exit status 1.
 
+use std::fmt::Display;
 use std::process::ExitCode;
+
+use log::LevelFilter;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
@@ -44,6 +48,36 @@ pub fn parse<C: CommandFactory + FromArgMatches>(name: &str) -> Result<C, ExitCo
             ExitCode::from(2)
         }
     })
+}
+
+/// Sets up logging at `level` ([`crate::logging::init`]) and runs `work`: exit status 0 if
+/// it succeeds; if it fails, its error as one logged line and exit status 1. A logger that
+/// cannot be set up is said on stderr as `<name>: ...`, exit status 1.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     perf_daemon::cli::run_logged("my-daemon", log::LevelFilter::Info, || {
+///         log::info!("started");
+///         Ok::<(), std::io::Error>(())
+///     })
+/// }
+/// ```
+pub fn run_logged<E: Display>(
+    name: &str,
+    level: LevelFilter,
+    work: impl FnOnce() -> Result<(), E>,
+) -> ExitCode {
+    if let Err(err) = crate::logging::init(level) {
+        eprintln!("{name}: cannot set up logging: {err}");
+        return ExitCode::from(1);
+    }
+    match work() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::error!("{err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Turns a clap error into one line, naming the environment variable when the bad value

@@ -2,6 +2,7 @@
 //! (`perf-metrics` shares the command-line part):
 //!
 //! - [`cli`]: command-line errors as one line naming the flag or variable, exit status 2;
+//!   a failure at run time as one logged line, exit status 1;
 //! - [`logging`]: a [`log`] backend that writes one line per record to stderr, with the
 //!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
 //! - [`metrics`]: the Prometheus exposition: a `GET /metrics` server and a textfile

@@ -10,15 +10,5 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Err(err) = perf_daemon::logging::init(cli.options.log_level) {
-        eprintln!("perf-drainer: cannot set up logging: {err}");
-        return ExitCode::from(1);
-    }
-    match execute(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            log::error!("{err}");
-            ExitCode::from(1)
-        }
-    }
+    perf_daemon::cli::run_logged("perf-drainer", cli.options.log_level, || execute(&cli))
 }

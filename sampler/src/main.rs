@@ -10,21 +10,14 @@ fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args_os()) {
         Ok(c) => c,
         Err(CliError::Clap(e)) => e.exit(),
+        // Exit 1, not clap's 2: the Python tracker's status for an invalid setting.
         Err(CliError::Config(e)) => {
             eprintln!("{NAME}: {e}");
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = perf_daemon::logging::init(config.logging_level) {
-        eprintln!("{NAME}: cannot set up logging: {e}");
-        return ExitCode::from(1);
-    }
-    log::info!("configuration: {config}");
-    match perf_sampler::run::run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            ExitCode::from(1)
-        }
-    }
+    perf_daemon::cli::run_logged(NAME, config.logging_level, || {
+        log::info!("configuration: {config}");
+        perf_sampler::run::run(&config)
+    })
 }
