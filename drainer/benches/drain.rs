@@ -12,20 +12,15 @@
 //! Run: `cargo bench -p perf-drainer --bench drain`.
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use perf_drainer::{scan::AllowedUids, Config, Drainer};
 use perf_ring::{ProducerRing, Record};
 
-const STATES: &[&str] = &[
-    "ANALYZING_PROTOCOL",
-    "GETTING_CACHED_ANALYSIS",
-    "RUNNING_PROTOCOL",
-    "CALIBRATING",
-    "ROBOT_STARTING_UP",
-    "ROBOT_SHUTTING_DOWN",
-];
+/// Realistic state names: the compat fixture's, read once by the test kit.
+static STATES: LazyLock<Vec<&'static str>> = LazyLock::new(perf_testkit::compat::states);
 const RINGS: u64 = 4;
 const PER_RING: u64 = 1 << 18;
 const TOTAL: u64 = RINGS * PER_RING;
@@ -51,7 +46,7 @@ fn scratch() -> tempfile::TempDir {
 fn fill(shm: &Path) -> Vec<ProducerRing> {
     (0..RINGS)
         .map(|r| {
-            let ring = ProducerRing::create(shm, &format!("bench{r}"), STATES, PER_RING).unwrap();
+            let ring = ProducerRing::create(shm, &format!("bench{r}"), &STATES, PER_RING).unwrap();
             for i in 0..PER_RING {
                 ring.push(&record(r * PER_RING + i)).unwrap();
             }
@@ -93,6 +88,8 @@ fn drain(c: &mut Criterion) {
     });
 
     let records: Vec<Record> = (0..TOTAL).map(record).collect();
+    // Dereferenced once, so the baselines' loops index a plain slice.
+    let names: &[&str] = &STATES;
     group.bench_function("csv_crate", |b| {
         b.iter_batched_ref(
             || {
@@ -104,7 +101,7 @@ fn drain(c: &mut Criterion) {
             |w| {
                 for r in &records {
                     w.write_record([
-                        STATES[r.state as usize].as_bytes(),
+                        names[r.state as usize].as_bytes(),
                         itoa::Buffer::new().format(r.start_ns).as_bytes(),
                         itoa::Buffer::new().format(r.duration_ns).as_bytes(),
                     ])
@@ -116,7 +113,7 @@ fn drain(c: &mut Criterion) {
         )
     });
 
-    let states: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
+    let states: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let format = perf_drainer::rows::RowFormat::new(&states);
     let mut out = Vec::with_capacity(TOTAL as usize * 64);
     group.bench_function("format_only", |b| {
@@ -132,7 +129,7 @@ fn drain(c: &mut Criterion) {
     let mut bytes = Vec::new();
     for r in &records {
         perf_table::Row::new(&mut bytes)
-            .str(STATES[r.state as usize])
+            .str(names[r.state as usize])
             .uint(r.start_ns)
             .uint(r.duration_ns)
             .end();

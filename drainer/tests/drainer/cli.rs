@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::util::{output_within, stderr, Dirs};
+use perf_testkit::{output_within, stderr, Dirs};
 
 fn run(dirs: &Dirs, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = dirs.cmd(args);
+    let mut cmd = dirs.drainer_cmd(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -19,7 +19,7 @@ type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
 
 #[test]
 fn usage_errors_exit_2_with_one_line_naming_flag_and_value() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let cases: &[Case] = &[
         (&["once", "--interval", "0"], &[], &["--interval", "'0'"]),
         (
@@ -64,7 +64,7 @@ fn usage_errors_exit_2_with_one_line_naming_flag_and_value() {
 
 #[test]
 fn runtime_failures_exit_1_with_one_line() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     // The storage "directory" is a file.
     std::fs::write(&dirs.storage, b"").unwrap();
     let (code, err) = run(&dirs, &["once"], &[]);
@@ -75,7 +75,7 @@ fn runtime_failures_exit_1_with_one_line() {
 
 #[test]
 fn a_second_drainer_on_the_same_storage_is_refused() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let daemon = dirs.daemon("10");
     daemon.wait_log("draining rings in", Duration::from_secs(10));
     let (code, err) = run(&dirs, &["once"], &[]);
@@ -90,9 +90,9 @@ fn a_second_drainer_on_the_same_storage_is_refused() {
 
 #[test]
 fn help_and_version_exit_0() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     for args in [&["--help"][..], &["--version"], &["status", "--help"]] {
-        let out = output_within(dirs.cmd(args), Duration::from_secs(10));
+        let out = output_within(dirs.drainer_cmd(args), Duration::from_secs(10));
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(!out.stdout.is_empty());
     }

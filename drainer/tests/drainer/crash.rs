@@ -10,7 +10,7 @@ use perf_drainer::drain::ROUND_RECORDS;
 use perf_drainer::failpoint::{ENV, POINTS};
 use perf_ring::ProducerRing;
 
-use crate::util::{count, record, stderr, Dirs, Rng};
+use perf_testkit::{count, record, stderr, Dirs, Rng};
 
 const STATES: &[&str] = &["ANALYZING_PROTOCOL", "CALIBRATING", "RUNNING_PROTOCOL"];
 
@@ -52,7 +52,7 @@ fn assert_exactly_once(dirs: &Dirs, mut accepted: Vec<u64>) {
 fn crash_at_every_failpoint_then_restart_is_exactly_once() {
     for point in POINTS {
         for nth in [1u64, 2] {
-            let dirs = Dirs::new();
+            let dirs = crate::dirs();
             let a = ProducerRing::create(&dirs.shm, "svc-a", STATES, 1 << 17).unwrap();
             let b = ProducerRing::create(&dirs.shm, "svc-b", STATES, 1 << 17).unwrap();
             let mut next = 0;
@@ -93,8 +93,8 @@ fn crash_at_every_failpoint_then_restart_is_exactly_once() {
 
 #[test]
 fn sigkill_at_random_instants_then_restart_is_exactly_once() {
-    let dirs = Dirs::new();
-    let mut rng = Rng::new();
+    let dirs = crate::dirs();
+    let mut rng = Rng::from_env("sigkill_at_random_instants_then_restart_is_exactly_once");
     let stop = Arc::new(AtomicBool::new(false));
     let shm = dirs.shm.clone();
     let stop2 = Arc::clone(&stop);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use perf_ring::ProducerRing;
 
-use crate::util::{count, record, stderr, Dirs};
+use perf_testkit::{count, record, stderr};
 
 const STATES: &[&str] = &["ANALYZING_PROTOCOL", "CALIBRATING"];
 
@@ -97,7 +97,7 @@ fn plant(dir: &Path, good: &Path) -> Vec<(String, &'static str)> {
 
 #[test]
 fn bad_entries_are_skipped_once_each_and_good_rings_drain() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let good = ProducerRing::create(&dirs.shm, "good", STATES, 64).unwrap();
     for i in 0..10 {
         good.push(&record(1, i, i)).unwrap();
@@ -133,7 +133,7 @@ fn bad_entries_are_skipped_once_each_and_good_rings_drain() {
     for i in 10..20 {
         good.push(&record(0, i, i)).unwrap();
     }
-    crate::util::wait_for("new rows", Duration::from_secs(10), || {
+    perf_testkit::wait_for("new rows", Duration::from_secs(10), || {
         dirs.rows().len() == 20
     });
     // A file that changes its problem is reported again, once.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use perf_ring::ProducerRing;
 
-use crate::util::{record, Dirs};
+use perf_testkit::record;
 
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -34,7 +34,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 #[ignore = "takes 10 s; run for the idle-CPU figure"]
 fn idle_cpu_over_10s() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 16).unwrap();
     for i in 0..1000 {
         ring.push(&record(0, i, i)).unwrap();
@@ -42,7 +42,7 @@ fn idle_cpu_over_10s() {
     std::fs::write(dirs.shm.join("junk"), b"not a ring").unwrap();
     // The default interval (1 s), as in production.
     let daemon = dirs.daemon("1");
-    crate::util::wait_for("first drain", Duration::from_secs(10), || {
+    perf_testkit::wait_for("first drain", Duration::from_secs(10), || {
         dirs.rows().len() == 1000
     });
     let before = cpu_seconds(daemon.pid());

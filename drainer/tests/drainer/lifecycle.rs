@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use perf_ring::ProducerRing;
 
-use crate::util::{count, record, stderr, stdout, wait_for, Dirs};
+use perf_testkit::{count, record, stderr, stdout, wait_for, Dirs};
 
 const STATES: &[&str] = &["ANALYZING_PROTOCOL", "CALIBRATING"];
 const CHILD_ENV: &str = "DRAINER_TEST_CHILD_DIR";
@@ -18,7 +18,7 @@ const TAIL_OFFSET: u64 = 2176;
 
 #[test]
 fn new_rings_are_found_while_running_and_sigterm_exits_zero() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let daemon = dirs.daemon("0.02");
     daemon.wait_log("draining rings in", Duration::from_secs(10));
 
@@ -53,7 +53,7 @@ fn new_rings_are_found_while_running_and_sigterm_exits_zero() {
 
 #[test]
 fn sigterm_drains_once_more_instead_of_waiting_for_the_interval() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let ring = ProducerRing::create(&dirs.shm, "svc", STATES, 1024).unwrap();
     let daemon = dirs.daemon("30");
     daemon.wait_log(
@@ -106,7 +106,7 @@ fn child_producer() {
 
 #[test]
 fn dead_producer_is_drained_then_removed() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let daemon = dirs.daemon("0.02");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -162,7 +162,7 @@ fn dead_producer_is_drained_then_removed() {
 
 #[test]
 fn status_shows_rings_as_a_table_and_as_json() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let ring = ProducerRing::create(&dirs.shm, "robot-server", STATES, 8).unwrap();
     let mut dropped = 0;
     for i in 0..10 {
@@ -173,7 +173,7 @@ fn status_shows_rings_as_a_table_and_as_json() {
     assert_eq!(dropped, 2);
     std::fs::write(dirs.shm.join("junk"), b"not a ring").unwrap();
 
-    let out = crate::util::output_within(dirs.cmd(&["status"]), Duration::from_secs(10));
+    let out = perf_testkit::output_within(dirs.drainer_cmd(&["status"]), Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
     let lines: Vec<&str> = table.lines().collect();
@@ -214,7 +214,7 @@ fn status_shows_rings_as_a_table_and_as_json() {
 
     let json = |dirs: &Dirs| {
         let out =
-            crate::util::output_within(dirs.cmd(&["status", "--json"]), Duration::from_secs(10));
+            perf_testkit::output_within(dirs.drainer_cmd(&["status", "--json"]), Duration::from_secs(10));
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };

@@ -4,11 +4,11 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::util::{Daemon, Dirs};
+use perf_testkit::Daemon;
 
 #[test]
 fn systemd_gets_ready_watchdog_and_stopping() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let sock_dir = tempfile::tempdir().unwrap();
     let socket_path = sock_dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
@@ -26,7 +26,7 @@ fn systemd_gets_ready_watchdog_and_stopping() {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
-        .arg(crate::util::BIN)
+        .arg(crate::BIN)
         .args(["run", "--interval", "60", "--shm-dir"])
         .arg(&dirs.shm)
         .arg("--storage-dir")

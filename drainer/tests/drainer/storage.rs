@@ -1,89 +1,22 @@
 //! Full and read-only storage, on a real (tmpfs) file system: records wait in the rings and
 //! arrive once the storage recovers, without a restart.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use perf_ring::ProducerRing;
 
-use crate::util::{count, record, wait_for, Dirs};
+use perf_testkit::{count, record, wait_for, Dirs, Tmpfs};
 
-/// A small tmpfs mounted for the test; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs ({}); run as root where mount is permitted to cover full/read-only storage",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount ({e})");
-                None
-            }
-        }
-    }
-
-    /// Remounts; retried briefly because `ro` is refused (EBUSY) while the drainer has the
-    /// CSV open for writing, which it does only during a commit.
-    fn remount(&self, mode: &str) {
-        let end = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let out = Command::new("mount")
-                .args(["-o", &format!("remount,{mode}")])
-                .arg(&self.0)
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < end,
-                "remount {mode}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the file system holding `dir` with one file; returns its path.
-fn fill(dir: &Path) -> PathBuf {
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![b'x'; 4096];
-    loop {
-        if f.write_all(&chunk).is_err() {
-            break;
-        }
-    }
-    // Squeeze out the last partial page, too.
-    while f.write_all(b"x").is_ok() {}
-    path
+/// The kit's tmpfs on `at`, or `None` (and a `SKIPPED` line) where mounting is refused.
+fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    Tmpfs::mount(at, size)
+        .map_err(|e| {
+            eprintln!(
+                "SKIPPED: {e}; run as root where mount is permitted to cover full/read-only storage"
+            )
+        })
+        .ok()
 }
 
 fn durations(dirs: &Dirs) -> Vec<u64> {
@@ -94,8 +27,8 @@ fn durations(dirs: &Dirs) -> Vec<u64> {
 
 #[test]
 fn full_then_read_only_storage_keeps_records_and_recovers() {
-    let dirs = Dirs::new();
-    let Some(fs) = Tmpfs::mount(&dirs.storage, "512k") else {
+    let dirs = crate::dirs();
+    let Some(fs) = mount(&dirs.storage, "512k") else {
         return;
     };
     let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 14).unwrap();
@@ -113,7 +46,7 @@ fn full_then_read_only_storage_keeps_records_and_recovers() {
     });
 
     // Full: nothing is consumed while it lasts, the cause is logged once.
-    let filler = fill(&dirs.storage);
+    let filler = fs.fill("filler", 0);
     let csv_len = dirs.csv().len();
     push(5_000);
     daemon.wait_log("storage is full", Duration::from_secs(10));
@@ -164,8 +97,8 @@ fn full_then_read_only_storage_keeps_records_and_recovers() {
 
 #[test]
 fn read_only_storage_at_start_is_waited_for() {
-    let dirs = Dirs::new();
-    let Some(fs) = Tmpfs::mount(&dirs.storage, "256k") else {
+    let dirs = crate::dirs();
+    let Some(fs) = mount(&dirs.storage, "256k") else {
         return;
     };
     let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 10).unwrap();
@@ -179,11 +112,11 @@ fn read_only_storage_at_start_is_waited_for() {
     }
     fs.remount("ro");
     // `once` cannot commit: one line naming the cause, exit 1, nothing consumed.
-    let out = crate::util::output_within(
-        dirs.cmd(&["once", "--log-level", "warning"]),
+    let out = perf_testkit::output_within(
+        dirs.drainer_cmd(&["once", "--log-level", "warning"]),
         Duration::from_secs(30),
     );
-    let err = crate::util::stderr(&out);
+    let err = perf_testkit::stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("storage is read-only"), "{err}");
@@ -203,8 +136,8 @@ fn read_only_storage_at_start_is_waited_for() {
 
 #[test]
 fn the_very_first_start_on_read_only_storage_waits_too() {
-    let dirs = Dirs::new();
-    let Some(fs) = Tmpfs::mount(&dirs.storage, "256k") else {
+    let dirs = crate::dirs();
+    let Some(fs) = mount(&dirs.storage, "256k") else {
         return;
     };
     // Read-only before the drainer ever ran: no lock file, no checkpoint, no CSV.
