@@ -8,15 +8,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_perf-metrics");
 
-const STATES: [&str; 6] = [
-    "ANALYZING_PROTOCOL",
-    "GETTING_CACHED_ANALYSIS",
-    "RUNNING_PROTOCOL",
-    "CALIBRATING",
-    "ROBOT_STARTING_UP",
-    "ROBOT_SHUTTING_DOWN",
-];
-
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -108,7 +99,9 @@ fn demo_runs_the_whole_pipeline_and_loses_nothing_of_the_crashed_service() {
         row[2].parse::<u64>().unwrap();
         states.insert(row[0].clone());
     }
-    assert_eq!(states, STATES.iter().map(|s| s.to_string()).collect());
+    // Every state the producer knows appears in the demo's day.
+    let known = perf_producer::RobotActivityState::NAMES;
+    assert_eq!(states, known.iter().map(|s| s.to_string()).collect());
     assert_eq!(
         std::fs::read_to_string(out_dir.join("robot_activity_data_headers")).unwrap(),
         "state,func_start,duration"
@@ -239,7 +232,10 @@ fn report_matches_hand_computed_figures_and_names_bad_lines() {
     );
     assert_eq!(stderr.lines().count(), 2, "{stderr}");
     assert_eq!(report["malformed_lines"], 2);
-    assert_eq!(report["robot_activity"]["records"], 6);
+    assert_eq!(
+        report["robot_activity"]["records"],
+        perf_testkit::compat::robot_activity().len()
+    );
 
     // CALIBRATING: 10, 20, 30, 40, 1000 ms. Nearest rank: p50 = 3rd, p95 = p99 = 5th.
     let ms = 1_000_000u64;
@@ -340,7 +336,7 @@ fn report_window_accepts_rfc3339_and_epoch_seconds() {
 }
 
 fn compat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../table/tests/compat")
+    perf_testkit::compat::dir()
 }
 
 #[test]
@@ -349,8 +345,11 @@ fn report_reads_files_written_by_the_python_package() {
     let report: Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(text(&out.stderr), "");
     assert_eq!(report["malformed_lines"], 0);
-    assert_eq!(report["robot_activity"]["records"], 6);
-    for name in STATES {
+    assert_eq!(
+        report["robot_activity"]["records"],
+        perf_testkit::compat::robot_activity().len()
+    );
+    for name in perf_testkit::compat::states() {
         assert_eq!(state(&report, name)["count"], 1);
     }
     assert_eq!(

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{gettid, records, rings, tracker_in};
+use common::{gettid, tracker_in};
 use perf_producer::RobotActivityState as State;
 use perf_ring::ConsumerRing;
+use perf_testkit::{ring_files as rings, ring_records as records};
 
 fn fork() -> libc::pid_t {
     // SAFETY: the child only tracks (malloc, file creation: glibc keeps these usable in

@@ -1,14 +1,12 @@
 //! The process-wide tracker: `init`, `track`, `track_fn`, `.tracked()` and the
 //! `#[track]` attribute on fn and async fn. One test, because the tracker is process-wide.
 
-mod common;
-
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use common::records;
 use perf_producer::{Config, InitError, RobotActivityState as State, TrackedExt};
+use perf_testkit::ring_records as records;
 
 #[perf_producer::track(ANALYZING_PROTOCOL)]
 fn analyze(fail: bool) -> Result<u32, String> {

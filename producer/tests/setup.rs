@@ -2,16 +2,14 @@
 //! process-wide tracker follows the environment (checked in re-executed child processes,
 //! since the process-wide tracker can be set up once per process).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use common::{records, rings};
 use perf_producer::flag::Environment;
 use perf_producer::{Config, Recorded, RobotActivityState as State, SetupError, Tracker};
+use perf_testkit::{ring_files as rings, ring_records as records};
 
 static WARNINGS: AtomicUsize = AtomicUsize::new(0);
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -8,8 +8,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{gettid, now_ns, records, tracker_in};
+use common::{gettid, tracker_in};
 use perf_producer::{Recorded, RobotActivityState as State, TrackedExt};
+use perf_testkit::{now_ns, ring_records as records};
 
 #[test]
 fn guard_records_state_start_duration_and_tid() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{marker, rows, sh, wait_for, BIN};
+use util::{marker, rows, sh, wait_until, BIN};
 
 fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(BIN)
@@ -253,7 +253,7 @@ fn sigterm(pid: i32) {
 
 fn wait_exit(child: &mut util::Reaped, secs: u64) -> Option<std::process::ExitStatus> {
     let mut status = None;
-    wait_for(secs, || {
+    wait_until(Duration::from_secs(secs), || {
         status = child.0.try_wait().unwrap();
         status.is_some()
     });
@@ -268,7 +268,7 @@ fn sigterm_stops_the_daemon_at_once_with_status_0() {
     // A long interval: the daemon must wake from its sleep on the signal, not at the tick.
     let mut daemon = spawn_daemon(dir.path(), &format!("*{m}*"), "60", &[]);
     assert!(
-        wait_for(10, || data(dir.path()).len() == 1),
+        wait_until(Duration::from_secs(10), || data(dir.path()).len() == 1),
         "the first sample is taken at start-up"
     );
     let t = Instant::now();
@@ -288,7 +288,9 @@ fn samples_repeat_at_the_interval() {
     let _child = sh("read x", &m, &[]);
     let mut daemon = spawn_daemon(dir.path(), &format!("*{m}*"), "1", &[]);
     let t = Instant::now();
-    assert!(wait_for(10, || data(dir.path()).len() >= 3));
+    assert!(wait_until(Duration::from_secs(10), || data(dir.path())
+        .len()
+        >= 3));
     // Rows at 0 s, 1 s, 2 s: three rows take about two seconds.
     assert!(
         t.elapsed() >= Duration::from_millis(1500),

@@ -13,7 +13,7 @@ use perf_sampler::fnmatch::Pattern;
 use perf_sampler::proc::{boot_time, read_cmdline, read_usage, Skip, SystemInfo};
 use perf_sampler::sample::Sampler;
 use procfs::process::Process;
-use util::{exec_done, marker, rows, sh, wait_for, Reaped};
+use util::{exec_done, marker, rows, sh, wait_until, Reaped};
 
 fn epoch_secs() -> f64 {
     SystemTime::now()
@@ -113,7 +113,9 @@ fn a_zombie_is_skipped() {
     let process = Process::new(child.pid()).unwrap();
     child.0.kill().unwrap();
     // Not reaped yet: wait for it to become a zombie.
-    assert!(wait_for(5, || process.stat().is_ok_and(|s| s.state == 'Z')));
+    assert!(wait_until(Duration::from_secs(5), || process
+        .stat()
+        .is_ok_and(|s| s.state == 'Z')));
 
     let mut buf = Vec::new();
     let info = SystemInfo::read().unwrap();

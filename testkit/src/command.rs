@@ -257,7 +257,10 @@ mod tests {
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
         let out = output_within(cmd, Duration::from_secs(10));
         assert_eq!(out.status.code(), Some(3));
-        assert_eq!((stdout(&out), stderr(&out)), ("out\n".into(), "err\n".into()));
+        assert_eq!(
+            (stdout(&out), stderr(&out)),
+            ("out\n".into(), "err\n".into())
+        );
     }
 
     #[test]

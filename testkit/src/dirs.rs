@@ -202,10 +202,7 @@ mod tests {
     #[test]
     fn parse_rows_reads_the_drainer_format() {
         let rows = parse_rows(b"\"CALIBRATING\",\"1\",\"2\"\r\n\"A\",\"3\",\"4\"\r\n");
-        assert_eq!(
-            rows,
-            vec![("CALIBRATING".into(), 1, 2), ("A".into(), 3, 4)]
-        );
+        assert_eq!(rows, vec![("CALIBRATING".into(), 1, 2), ("A".into(), 3, 4)]);
     }
 
     #[test]

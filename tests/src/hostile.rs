@@ -8,7 +8,7 @@ use std::path::Path;
 use perf_ring::{ProducerRing, Record, HEADER_SIZE, SLOT_SIZE};
 
 use crate::load::{encode, Id};
-use crate::stress::Rng;
+use perf_testkit::Rng;
 
 /// Run tag of the records crafted into hostile rings (never used by `perf-load` in tests).
 pub const HOSTILE_TAG: u32 = (1 << 24) + 7;

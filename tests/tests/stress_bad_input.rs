@@ -12,9 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use perf_ring::ProducerRing;
+use perf_testkit::{wait_until, Rng};
 use perf_tests::hostile::{crafted, plant_corpus, Expect, HOSTILE_TAG};
 use perf_tests::stress::{
-    alarming_except, load_report_within, scaled, wait_until, Dirs, LoadSpec, Rng, Summary, Tally,
+    alarming_except, dirs, load_report_within, scaled, LoadSpec, Summary, Tally,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -26,7 +27,7 @@ fn stress_bad_input_is_skipped_and_good_rings_drain() {
     let mut summary = Summary::new("stress_bad_input", rng.seed());
     for trial in 0..scaled(2) {
         summary.trials += 1;
-        let dirs = Dirs::new();
+        let dirs = dirs();
         let specs: Vec<LoadSpec> = (0..2)
             .map(|i| LoadSpec {
                 service: "good".into(),
@@ -52,7 +53,7 @@ fn stress_bad_input_is_skipped_and_good_rings_drain() {
         }
         let victim_path = victim.path().to_path_buf();
 
-        let daemon = dirs.drainer("0.05", |_| {});
+        let daemon = dirs.daemon_with("0.05", |_| {});
         let opened = format!("draining {}", victim_path.display());
         assert!(
             wait_until(Duration::from_secs(30), || daemon.logged(&opened)),
@@ -85,7 +86,7 @@ fn stress_bad_input_is_skipped_and_good_rings_drain() {
             }) && reports.iter().all(|r| !r.ring.exists())
         });
         drop(victim);
-        let (status, log) = daemon.terminate(Duration::from_secs(30));
+        let (status, log) = daemon.terminate_within(Duration::from_secs(30));
         summary.bad_files += planted.len() as u64 + 1;
 
         let liars: Vec<&str> = planted

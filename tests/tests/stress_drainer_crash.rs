@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use perf_drainer::failpoint::{ENV, POINTS};
+use perf_testkit::{wait_until, Rng};
 use perf_tests::stress::{
-    assert_drained_exactly_once, scaled, wait_until, Dirs, LoadSpec, Rng, Summary, Tally, Waves,
+    assert_drained_exactly_once, dirs, scaled, LoadSpec, Summary, Tally, Waves,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -20,7 +21,7 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_drainer_crash_restarts_are_exactly_once() {
     let mut rng = Rng::from_env("stress_drainer_crash");
     let mut summary = Summary::new("stress_drainer_crash", rng.seed());
-    let dirs = Dirs::new();
+    let dirs = dirs();
 
     // Producers: waves of perf-load processes until told to stop.
     let producers = Waves::start(
@@ -50,7 +51,7 @@ fn stress_drainer_crash_restarts_are_exactly_once() {
         let failpoint = rng
             .chance(1, 2)
             .then(|| format!("{}:{}", rng.pick(POINTS), rng.range(1, 6)));
-        let mut daemon = dirs.drainer(&interval, |c| {
+        let mut daemon = dirs.daemon_with(&interval, |c| {
             if let Some(fp) = &failpoint {
                 c.env(ENV, fp);
             }
@@ -91,12 +92,12 @@ fn stress_drainer_crash_restarts_are_exactly_once() {
     summary.kills = failpoint_kills + sigkills;
 
     // One last, uninterrupted drainer: everything arrives, every ring is removed.
-    let daemon = dirs.drainer("0.01", |_| {});
+    let daemon = dirs.daemon_with("0.01", |_| {});
     let total: u64 = reports.iter().map(|r| r.committed).sum();
     let drained = wait_until(Duration::from_secs(60), || {
         dirs.complete_rows() as u64 >= total && dirs.rings().is_empty()
     });
-    let (status, log) = daemon.terminate(Duration::from_secs(30));
+    let (status, log) = daemon.terminate_within(Duration::from_secs(30));
     all_logs.extend(log);
     let expected: HashMap<u32, Option<u64>> = reports
         .iter()

@@ -9,7 +9,7 @@
 //! state name); the drainer always finishes.
 //!
 //! Runs for `PERF_STRESS_FUZZ_SECS` seconds (default 8, times the `PERF_STRESS` scale).
-//! Each case prints its seed if it fails; `PERF_STRESS_SEED` replays the whole run.
+//! Each case prints its seed if it fails; `PERF_TEST_SEED` replays the whole run.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use perf_drainer::scan::AllowedUids;
 use perf_drainer::{Config, Drainer};
 use perf_ring::{ConsumerRing, ProducerRing, Record};
+use perf_testkit::{Dirs, Rng};
 use perf_tests::hostile::{counters, crafted, off, publish, put_u32, put_u64, template};
-use perf_tests::stress::{scale, well_formed_row, Dirs, Rng, Summary};
+use perf_tests::stress::{scale, well_formed_row, Summary};
 
 const NAMES: &[&str] = &[
     "ANALYZING_PROTOCOL",
@@ -207,7 +208,7 @@ fn stress_fuzz_ring_validation_and_consumption() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(8)
         * scale();
-    let dirs = Dirs::new();
+    let dirs = Dirs::with_storage();
     let mut drainer = Drainer::new(Config {
         storage_dir: dirs.storage.clone(),
         shm_dir: dirs.shm.clone(),
@@ -279,7 +280,7 @@ fn stress_fuzz_ring_validation_and_consumption() {
 /// slot read as a published record and the cursor overflow.
 #[test]
 fn stress_fuzz_regression_head_at_u64_max_reads_nothing() {
-    let dirs = Dirs::new();
+    let dirs = Dirs::with_storage();
     let mut b = template(&["CALIBRATING"], 4);
     counters(&mut b, u64::MAX, u64::MAX, 0);
     let path = dirs.shm.join("max.ring");

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use perf_testkit::Rng;
 use perf_tests::stress::{
-    assert_drained_exactly_once, books, load_report_within, scaled, Dirs, LoadSpec, Rng, Summary,
-    Tally,
+    assert_drained_exactly_once, books, dirs, load_report_within, scaled, LoadSpec, Summary, Tally,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -17,9 +17,9 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_load_many_producers_exactly_once() {
     let mut rng = Rng::from_env("stress_load");
     let mut summary = Summary::new("stress_load", rng.seed());
-    let dirs = Dirs::new();
+    let dirs = dirs();
     let interval = format!("{:.3}", rng.range(5, 200) as f64 / 1000.0);
-    let daemon = dirs.drainer(&interval, |_| {});
+    let daemon = dirs.daemon_with(&interval, |_| {});
     let mut expected: HashMap<u32, Option<u64>> = HashMap::new();
     let mut reports = Vec::new();
     let mut run_id = 1;
@@ -53,10 +53,10 @@ fn stress_load_many_producers_exactly_once() {
         std::thread::sleep(rng.millis(0, 200));
     }
     let total: u64 = reports.iter().map(|r| r.committed).sum();
-    let drained = perf_tests::stress::wait_until(Duration::from_secs(60), || {
+    let drained = perf_testkit::wait_until(Duration::from_secs(60), || {
         dirs.complete_rows() as u64 >= total && dirs.rings().is_empty()
     });
-    let (status, log) = daemon.terminate(Duration::from_secs(30));
+    let (status, log) = daemon.terminate_within(Duration::from_secs(30));
     let tally = Tally::of(&dirs.csv(), &expected);
     summary.lost = tally.lost;
     summary.duplicated = tally.duplicated;

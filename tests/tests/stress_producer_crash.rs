@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use perf_tests::stress::{
-    alarming, books, load_report, scaled, wait_until, Dirs, LoadSpec, Rng, Summary, Tally,
-};
+use perf_testkit::{wait_until, Rng};
+use perf_tests::stress::{alarming, books, dirs, load_report, scaled, LoadSpec, Summary, Tally};
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 
@@ -17,8 +16,8 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_producer_crash_killed_writers_drain_cleanly() {
     let mut rng = Rng::from_env("stress_producer_crash");
     let mut summary = Summary::new("stress_producer_crash", rng.seed());
-    let dirs = Dirs::new();
-    let daemon = dirs.drainer("0.02", |_| {});
+    let dirs = dirs();
+    let daemon = dirs.daemon_with("0.02", |_| {});
     // tag → (spec, pid, finished report if it was not killed first)
     type Run = (LoadSpec, u32, Option<perf_tests::stress::LoadReport>);
     let mut runs: HashMap<u32, Run> = HashMap::new();
@@ -75,7 +74,7 @@ fn stress_producer_crash_killed_writers_drain_cleanly() {
     // ring.
     let drained = wait_until(Duration::from_secs(60), || dirs.rings().is_empty());
     let leftovers: Vec<PathBuf> = dirs.rings();
-    let (status, log) = daemon.terminate(Duration::from_secs(30));
+    let (status, log) = daemon.terminate_within(Duration::from_secs(30));
     let books = books(&log);
     // What each run is expected to have in the CSV: a finished run its committed count; a
     // killed one what the drainer wrote from its ring (checked against the ids below).

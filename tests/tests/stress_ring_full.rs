@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use perf_testkit::{wait_until, Rng};
 use perf_tests::stress::{
-    alarming, books, load_report_within, scaled, wait_until, Dirs, LoadSpec, Rng, Summary, Tally,
+    alarming, books, dirs, load_report_within, scaled, LoadSpec, Summary, Tally,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -20,7 +21,7 @@ fn stress_ring_full_producers_never_block_and_drops_are_exact() {
     let mut summary = Summary::new("stress_ring_full", rng.seed());
     for trial in 0..scaled(4) {
         summary.trials += 1;
-        let dirs = Dirs::new();
+        let dirs = dirs();
         // Even trials: no drain at all while writing. Odd ones: a slow drain (0.2-1 s).
         let frozen = trial % 2 == 0;
         let interval = if frozen {
@@ -28,7 +29,7 @@ fn stress_ring_full_producers_never_block_and_drops_are_exact() {
         } else {
             format!("{:.3}", rng.range(200, 1_000) as f64 / 1000.0)
         };
-        let daemon = dirs.drainer(&interval, |_| {});
+        let daemon = dirs.daemon_with(&interval, |_| {});
         // Let its first cycle pass, so that "frozen" really is idle while producers write.
         assert!(
             wait_until(Duration::from_secs(30), || daemon
@@ -82,7 +83,7 @@ fn stress_ring_full_producers_never_block_and_drops_are_exact() {
                 .rings()
                 .is_empty()));
         }
-        let (status, log) = daemon.terminate(Duration::from_secs(30));
+        let (status, log) = daemon.terminate_within(Duration::from_secs(30));
         assert!(status.success(), "drainer exit {status:?}");
         assert!(alarming(&log).is_empty(), "{:#?}", alarming(&log));
         let expected: HashMap<u32, Option<u64>> = reports

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use perf_sampler::fnmatch::Pattern;
 use perf_sampler::proc::SystemInfo;
 use perf_sampler::sample::Sampler;
-use perf_tests::stress::{scaled, Daemon, Rng, Summary};
+use perf_testkit::{Daemon, Rng};
+use perf_tests::stress::{scaled, Summary};
 
 /// argv[0] of churned processes; the pattern the samplers look for is `stressmark*`.
 const MARKS: &[&[u8]] = &[
@@ -196,7 +197,7 @@ fn stress_sampler_survives_process_churn() {
         c.join().expect("churner");
     }
     let alive = daemon.exited().is_none();
-    let (status, log) = daemon.terminate(Duration::from_secs(30));
+    let (status, log) = daemon.terminate_within(Duration::from_secs(30));
     let file = std::fs::read(storage.join("system_resource_data")).unwrap_or_default();
 
     let daemon_rows = parse_csv(&file).map_err(|e| format!("daemon CSV: {e}"));

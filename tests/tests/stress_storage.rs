@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use perf_testkit::{wait_until, Rng, Tmpfs};
 use perf_tests::stress::{
-    assert_drained_exactly_once, load_report_within, scale, scaled, wait_until, Dirs, LoadSpec,
-    Rng, Summary, Tally, Tmpfs, Waves,
+    assert_drained_exactly_once, dirs, load_report_within, scale, scaled, LoadSpec, Summary, Tally,
+    Waves,
 };
 
 const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
@@ -20,7 +21,7 @@ const PERF_LOAD: &str = env!("CARGO_BIN_EXE_perf-load");
 fn stress_storage_full_and_read_only_then_recovery() {
     let mut rng = Rng::from_env("stress_storage");
     let mut summary = Summary::new("stress_storage", rng.seed());
-    let dirs = Dirs::new();
+    let dirs = dirs();
     // Room for all the rows (about 5 MiB per unit of scale) plus a drain round of slack.
     let fs = match Tmpfs::mount(&dirs.storage, &format!("{}m", 8 * scale())) {
         Ok(fs) => fs,
@@ -51,7 +52,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
     );
 
     let mut log = Vec::new();
-    let mut daemon = Some(dirs.drainer("0.02", |_| {}));
+    let mut daemon = Some(dirs.daemon_with("0.02", |_| {}));
     // Let the first start create the lock file before the first fault (a first start on
     // read-only storage waits for it; drainer/tests/drainer/storage.rs covers that).
     assert!(
@@ -86,7 +87,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
                 log.extend(d.kill());
             }
             kills += 1;
-            daemon = Some(dirs.drainer("0.02", |_| {}));
+            daemon = Some(dirs.daemon_with("0.02", |_| {}));
             std::thread::sleep(rng.millis(20, 300));
         }
         // The drainer waits faults out; it never gives up and exits.
@@ -111,7 +112,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
         dirs.complete_rows() as u64 >= total && dirs.rings().is_empty()
     });
     let daemon = daemon.take().expect("a running drainer");
-    let (status, last_log) = daemon.terminate(Duration::from_secs(30));
+    let (status, last_log) = daemon.terminate_within(Duration::from_secs(30));
     log.extend(last_log);
     let expected: HashMap<u32, Option<u64>> = reports
         .iter()
@@ -150,7 +151,7 @@ fn stress_storage_full_and_read_only_then_recovery() {
 /// writing nothing although most of the backlog would fit; rounds now shrink on ENOSPC.
 #[test]
 fn stress_storage_free_space_smaller_than_a_round_still_drains() {
-    let dirs = Dirs::new();
+    let dirs = dirs();
     let fs = match Tmpfs::mount(&dirs.storage, "1m") {
         Ok(fs) => fs,
         Err(why) => {
@@ -172,7 +173,7 @@ fn stress_storage_free_space_smaller_than_a_round_still_drains() {
         Duration::from_secs(60),
     );
     assert_eq!(r.committed, 40_000);
-    let out = dirs.once(|_| {});
+    let out = dirs.once_within(Duration::from_secs(60), |_| {});
     let rows = dirs.complete_rows();
     drop(fs);
     assert!(

@@ -213,8 +213,10 @@ fn status_shows_rings_as_a_table_and_as_json() {
     );
 
     let json = |dirs: &Dirs| {
-        let out =
-            perf_testkit::output_within(dirs.drainer_cmd(&["status", "--json"]), Duration::from_secs(10));
+        let out = perf_testkit::output_within(
+            dirs.drainer_cmd(&["status", "--json"]),
+            Duration::from_secs(10),
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };

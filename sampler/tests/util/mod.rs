@@ -1,40 +1,16 @@
-//! Helpers shared by the integration tests: the binary, unique markers, children that are
-//! killed and reaped even when a test fails.
+//! What only the sampler's tests need: the binary, children whose command line is in
+//! place, `system_resource_data` rows. Markers, reaped children and waiting come from the
+//! workspace's test kit, `perf-testkit`.
 
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use perf_testkit::{marker, wait_until, Reaped};
 
 /// The daemon binary built by this package.
 pub const BIN: &str = env!("CARGO_BIN_EXE_system-resource-tracker");
-
-/// A string no other process on the machine has in its command line.
-pub fn marker(what: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "srt-test-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A child process that is killed and reaped on drop.
-#[derive(Debug)]
-pub struct Reaped(pub Child);
-
-impl Reaped {
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.0.id()).unwrap()
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Waits until the child's command line contains `marker`.
 ///
@@ -43,7 +19,7 @@ impl Drop for Reaped {
 /// `/proc/PID/cmdline` is empty.
 pub fn exec_done(child: Reaped, marker: &str) -> Reaped {
     let path = format!("/proc/{}/cmdline", child.pid());
-    let done = wait_for(10, || {
+    let done = wait_until(Duration::from_secs(10), || {
         std::fs::read(&path).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
     });
     assert!(done, "child {} never showed {marker}", child.pid());
@@ -75,16 +51,4 @@ pub fn rows(data: &[u8]) -> Vec<Vec<String>> {
         .records()
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
         .collect()
-}
-
-/// Waits until `cond` holds, up to `secs` seconds.
-pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    cond()
 }

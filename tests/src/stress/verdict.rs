@@ -1,0 +1,33 @@
+//! The one exactly-once verdict every drain test ends with.
+
+use std::process::ExitStatus;
+
+use perf_testkit::Dirs;
+
+use super::{alarming, LoadReport, Tally};
+
+/// The verdict every drain test ends with: the drainer caught up (`drained`, within the
+/// test's deadline) and exited cleanly, logged nothing alarming, and the CSV holds every
+/// committed record of `reports` exactly once.
+pub fn assert_drained_exactly_once(
+    dirs: &Dirs,
+    drained: bool,
+    status: ExitStatus,
+    log: &[String],
+    tally: &Tally,
+    reports: &[LoadReport],
+) {
+    assert!(
+        drained,
+        "not drained in time: {} rows, rings left {:?}",
+        dirs.complete_rows(),
+        dirs.rings()
+    );
+    assert!(status.success(), "drainer exit {status:?}");
+    assert!(alarming(log).is_empty(), "{:#?}", alarming(log));
+    assert!(tally.clean(), "{}", tally.describe());
+    let committed: Vec<(u32, u64)> = reports.iter().map(|r| (r.run_id, r.committed)).collect();
+    if let Err(e) = crate::load::verify_csv(&String::from_utf8_lossy(&dirs.csv()), &committed) {
+        panic!("CSV does not hold every committed record exactly once: {e}");
+    }
+}
