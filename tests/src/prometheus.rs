@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ impl Prometheus {
                 "{REQUIRE_VAR}=1 but no prometheus binary (apt-get install prometheus, or set {BIN_VAR})"
             ),
             None => Err(format!(
-                "no prometheus binary on PATH (apt-get install prometheus; {REQUIRE_VAR}=1 makes this a failure)"
+                "no prometheus binary on PATH or in {BIN_VAR} (apt-get install prometheus; {REQUIRE_VAR}=1 makes this a failure)"
             )),
         }
     }
@@ -94,7 +94,7 @@ impl Prometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let mut p = Prometheus { child, addr, dir };
-        let ready = wait_for(Duration::from_secs(60), || {
+        let ready = crate::stress::wait_until(Duration::from_secs(60), || {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("prometheus exited with {status}:\n{}", p.log());
             }
@@ -166,20 +166,6 @@ fn sample_value(r: &Value) -> f64 {
 fn free_loopback_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr")
-}
-
-/// Polls `cond` every 100 ms until it holds or `limit` passes; returns whether it held.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// An HTTP/1.0 `GET` (the server closes after the response, no chunking): the status and
