@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{marker, sh, wait_for, Reaped, BIN};
+use util::{marker, sh, wait_until, Reaped, BIN};
 
 /// `GET /metrics` (one request per connection).
 fn scrape(addr: SocketAddr) -> String {
@@ -71,7 +71,7 @@ fn resident_bytes_of_a_tracked_process_match_proc() {
     let command = format!("sh -c read x {m}");
     let series = format!("perf_tracker_resident_memory_bytes{{command=\"{command}\"}} ");
     let mut text = String::new();
-    let found = wait_for(10, || {
+    let found = wait_until(Duration::from_secs(10), || {
         text = scrape(addr);
         text.contains(&series)
     });
@@ -87,8 +87,9 @@ fn resident_bytes_of_a_tracked_process_match_proc() {
         "perf_tracker_processes{{command=\"{command}\"}} 1"
     )));
     assert!(text.contains("perf_tracker_processes_matched 1"), "{text}");
-    assert!(wait_for(10, || std::fs::read_to_string(&textfile)
-        .is_ok_and(|t| t.contains(&series))));
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&textfile).is_ok_and(|t| t.contains(&series))
+    }));
 }
 
 #[test]

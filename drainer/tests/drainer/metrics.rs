@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use perf_ring::ProducerRing;
 
-use crate::util::{output_within, record, stderr, wait_for, Daemon, Dirs};
+use perf_testkit::{output_within, record, stderr, wait_for, Daemon};
 
 const STATES: &[&str] = &["CALIBRATING", "ANALYZING_PROTOCOL"];
 
@@ -32,7 +32,7 @@ fn scrape(addr: SocketAddr) -> String {
 
 #[test]
 fn run_exposes_exactly_what_it_committed() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let textfile = dirs.shm.parent().unwrap().join("perf-drainer.prom");
     let d = dirs.daemon_with("0.2", |c| {
         c.args(["--metrics-listen", "127.0.0.1:0", "--metrics-textfile"])
@@ -113,11 +113,11 @@ fn run_exposes_exactly_what_it_committed() {
 
 #[test]
 fn a_port_in_use_exits_1_and_a_bad_address_exits_2_each_with_one_line() {
-    let dirs = Dirs::new();
+    let dirs = crate::dirs();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let out = output_within(
-        dirs.cmd(&["run", "--metrics-listen", &port]),
+        dirs.drainer_cmd(&["run", "--metrics-listen", &port]),
         Duration::from_secs(10),
     );
     let err = stderr(&out);
@@ -125,7 +125,7 @@ fn a_port_in_use_exits_1_and_a_bad_address_exits_2_each_with_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&port), "{err}");
 
-    let mut cmd = dirs.cmd(&["run"]);
+    let mut cmd = dirs.drainer_cmd(&["run"]);
     cmd.env("OT_PERFORMANCE_METRICS_METRICS_LISTEN", "robot.local:9101");
     let out = output_within(cmd, Duration::from_secs(10));
     let err = stderr(&out);
@@ -141,7 +141,7 @@ fn a_port_in_use_exits_1_and_a_bad_address_exits_2_each_with_one_line() {
         "--metrics-textfile={}",
         dir.path().join("missing/dir/x.prom").display()
     );
-    let cmd = dirs.cmd(&["run", &bad]);
+    let cmd = dirs.drainer_cmd(&["run", &bad]);
     let out = output_within(cmd, Duration::from_secs(10));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
