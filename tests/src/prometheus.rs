@@ -94,7 +94,7 @@ impl Prometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let mut p = Prometheus { child, addr, dir };
-        let ready = crate::stress::wait_until(Duration::from_secs(60), || {
+        let ready = perf_testkit::wait_until(Duration::from_secs(60), || {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("prometheus exited with {status}:\n{}", p.log());
             }

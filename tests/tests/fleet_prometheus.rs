@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use perf_testkit::{wait_until, Daemon, Dirs, Reaped};
 use perf_tests::bins;
 use perf_tests::prometheus::{Prometheus, Target};
-use perf_tests::stress::{load_report_within, wait_until, Daemon, Dirs, LoadReport};
+use perf_tests::stress::{load_report_within, LoadReport};
 
 const ROBOT: &str = "flex-under-test";
 
@@ -32,16 +33,6 @@ fn served_addr(d: &Daemon) -> SocketAddr {
     rest.trim_end_matches("/metrics").parse().unwrap()
 }
 
-/// A child killed and reaped on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `sh -c 'read x' TAG`: idle (its stdin is a pipe nobody writes), so its size holds still.
 fn idle_process(tag: &str) -> Reaped {
     let child = Command::new("sh")
@@ -52,7 +43,7 @@ fn idle_process(tag: &str) -> Reaped {
         .spawn()
         .expect("spawn sh");
     let r = Reaped(child);
-    let cmdline = format!("/proc/{}/cmdline", r.0.id());
+    let cmdline = format!("/proc/{}/cmdline", r.pid());
     assert!(
         wait_until(Duration::from_secs(10), || std::fs::read(&cmdline)
             .is_ok_and(|c| String::from_utf8_lossy(&c).contains(tag))),
@@ -62,7 +53,7 @@ fn idle_process(tag: &str) -> Reaped {
 }
 
 /// VmRSS of `pid` in bytes (statm's resident pages times the page size).
-fn vm_rss(pid: u32) -> f64 {
+fn vm_rss(pid: i32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kb: f64 = status
         .lines()
@@ -112,8 +103,8 @@ fn prometheus_agrees_with_the_csv_the_rings_and_proc() {
             return;
         }
     };
-    let dirs = Dirs::new();
-    let drainer = dirs.drainer("0.2", |c| {
+    let dirs = Dirs::new().drainer(bins::perf_drainer());
+    let drainer = dirs.daemon_with("0.2", |c| {
         c.args(["--metrics-listen", "127.0.0.1:0"]);
     });
     let drainer_addr = served_addr(&drainer);
@@ -229,7 +220,7 @@ fn prometheus_agrees_with_the_csv_the_rings_and_proc() {
         let q = format!(
             "perf_tracker_resident_memory_bytes{{command=\"sh -c read x {tag}-{i}\",robot=\"{ROBOT}\"}}"
         );
-        let rss = vm_rss(p.0.id());
+        let rss = vm_rss(p.pid());
         assert!(
             wait_until(Duration::from_secs(20), || prometheus.value(&q)
                 == Some(rss)),
