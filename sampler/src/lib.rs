@@ -11,7 +11,9 @@
 
 pub mod cmdline;
 pub mod config;
+pub mod fd_limit;
 pub mod fnmatch;
+pub mod kept;
 pub mod metrics;
 pub mod proc;
 pub mod run;

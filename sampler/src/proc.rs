@@ -1,16 +1,19 @@
-//! Reading processes from /proc.
+//! Reading processes from /proc: the machine's constants, boot time, and the parts of
+//! `/proc/PID/cmdline`, `stat` and `statm` a row needs.
 //!
-//! Per sample: `btime` from `/proc/stat` once, then the command line of every process, and
-//! `stat` plus `statm` only for those whose command line matches a filter. Each process is
-//! read through one `/proc/PID` directory handle (`procfs::process::Process`), so a pid
-//! reused between two reads fails instead of mixing two processes.
+//! `stat` carries a resident size too, but it is not the one psutil (and so the Python
+//! tracker) reported: since Linux 6.16 `statm` sums the per-CPU parts of the counter and
+//! `stat` does not, and on this machine the two differ by tens of pages for an idle
+//! `sleep` (421 against 450 pages, for good: idle processes never fold their per-CPU
+//! parts). Rows keep the Python tracker's figure, so `statm` is read, through a kept
+//! descriptor like the others.
 //!
 //! Any failure to read one process — it exited, turned zombie, or we may not read it — is
 //! a [`Skip`], never an error for the sample.
 
 use std::io::{self, Read};
 
-use procfs::process::{Process, Stat};
+use procfs::process::Process;
 use procfs::ProcError;
 
 /// Facts about the machine that do not change while the daemon runs, read at start-up.
@@ -63,20 +66,40 @@ impl SystemInfo {
     }
 }
 
-/// Boot time in seconds since the epoch (`btime` in `/proc/stat`).
+/// Boot time in seconds since the epoch (`btime` in `/proc/stat`), opening the file.
+pub fn boot_time(buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
+    BootTime::default().read(buf)
+}
+
+/// Boot time in seconds since the epoch (`btime` in `/proc/stat`), read through a
+/// descriptor kept open.
 ///
 /// Read for every sample rather than cached: the kernel moves it when the wall clock is
 /// stepped (NTP at boot on a robot without an RTC), and start times must follow. Parsed by
 /// hand because `procfs`'s `boot_time_secs()` caches the value for the life of the process
 /// and `KernelStats` parses every CPU line to get at it.
-pub fn boot_time(buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
-    buf.clear();
-    std::fs::File::open("/proc/stat")
-        .and_then(|mut f| f.read_to_end(buf))
-        .map_err(ProcFsError::BootTime)?;
-    parse_btime(buf).ok_or_else(|| {
-        ProcFsError::BootTime(io::Error::new(io::ErrorKind::InvalidData, "no btime line"))
-    })
+#[derive(Debug, Default)]
+pub struct BootTime {
+    file: Option<std::fs::File>,
+}
+
+impl BootTime {
+    /// The current `btime`; `buf` is scratch space.
+    pub fn read(&mut self, buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self
+                .file
+                .insert(std::fs::File::open("/proc/stat").map_err(ProcFsError::BootTime)?),
+        };
+        read_whole(file, buf).map_err(|e| {
+            self.file = None;
+            ProcFsError::BootTime(io::Error::other(e.to_string()))
+        })?;
+        parse_btime(buf).ok_or_else(|| {
+            ProcFsError::BootTime(io::Error::new(io::ErrorKind::InvalidData, "no btime line"))
+        })
+    }
 }
 
 fn parse_btime(stat: &[u8]) -> Option<u64> {
@@ -98,6 +121,9 @@ pub enum Skip {
     /// We may not read it.
     #[error("permission denied")]
     Denied,
+    /// The process (or the system) has no file descriptor left to open its files.
+    #[error("out of file descriptors")]
+    NoDescriptors,
     /// Anything else (a malformed /proc file, an I/O error).
     #[error("{0}")]
     Other(String),
@@ -121,6 +147,7 @@ impl From<io::Error> for Skip {
         match (e.kind(), e.raw_os_error()) {
             (io::ErrorKind::NotFound, _) => Skip::Gone,
             (_, Some(libc::ESRCH)) => Skip::Gone,
+            (_, Some(libc::EMFILE | libc::ENFILE)) => Skip::NoDescriptors,
             (io::ErrorKind::PermissionDenied, _) => Skip::Denied,
             _ => Skip::Other(e.to_string()),
         }
@@ -135,33 +162,115 @@ pub fn read_cmdline(process: &Process, buf: &mut Vec<u8>) -> Result<(), Skip> {
     Ok(())
 }
 
-/// Reads a small /proc file (`cmdline`, `stat`, `statm`) by path into `buf` (cleared
-/// first), in as few system calls as
-/// possible: procfs fills a read as far as the buffer allows, so a short read is the end
-/// and the usual confirming read of zero bytes is skipped.
+/// Reads a small /proc file (`cmdline`, `stat`) by path into `buf` (cleared first): open,
+/// [`read_whole`], close.
 pub fn read_cmdline_at(path: &str, buf: &mut Vec<u8>) -> Result<(), Skip> {
+    let file = std::fs::File::open(path)?;
+    read_whole(&file, buf)
+}
+
+/// Reads a whole /proc file from offset 0 into `buf` (cleared first), with `pread`, so a
+/// descriptor kept open reads the current contents every time.
+///
+/// As few system calls as possible: /proc fills a read as far as the buffer allows, so a
+/// short read is the end and the usual confirming read of zero bytes is skipped. The read
+/// goes straight into `buf`'s spare capacity, which is not zeroed first (zeroing 4 KiB
+/// before each of a sample's hundreds of reads showed in its profile). On a descriptor of
+/// a process that has exited the read fails with `ESRCH` ([`Skip::Gone`]), even if its
+/// pid now belongs to another process.
+pub fn read_whole(file: &std::fs::File, buf: &mut Vec<u8>) -> Result<(), Skip> {
+    use std::os::fd::AsRawFd;
     buf.clear();
-    let mut file = std::fs::File::open(path)?;
-    let mut len = 0;
     loop {
-        if buf.len() < len + 4096 {
-            buf.resize(len + 4096, 0);
-        }
-        let n = match file.read(&mut buf[len..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                buf.clear();
-                return Err(e.into());
-            }
+        buf.reserve(4096);
+        let Ok(offset) = libc::off_t::try_from(buf.len()) else {
+            return Err(Skip::Other("file too large".into()));
         };
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; pread
+        // writes at most that many bytes into it and nothing else.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                offset,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            buf.clear();
+            return Err(e.into());
+        };
+        let filled = n == spare.len();
+        // SAFETY: pread initialised the first `n` bytes of the spare capacity, so the
+        // first `len + n` bytes of `buf` are initialised.
+        unsafe { buf.set_len(buf.len() + n) };
+        if n == 0 || !filled {
+            return Ok(());
         }
     }
-    buf.truncate(len);
-    Ok(())
+}
+
+/// The fields of `/proc/PID/stat` the sampler needs, in the kernel's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFields {
+    /// Process state (`R`, `S`, `Z`, ...), field 3.
+    pub state: u8,
+    /// Parent pid, field 4.
+    pub ppid: i32,
+    /// User CPU time, clock ticks, field 14.
+    pub utime: u64,
+    /// System CPU time, clock ticks, field 15.
+    pub stime: u64,
+    /// Start time after boot, clock ticks, field 22.
+    pub starttime: u64,
+}
+
+impl StatFields {
+    /// Whether this is a kernel thread made by `kthreadd` (pid 2): such a thread never
+    /// execs a program, so it never gains a command line. (Usermode helpers, which do
+    /// exec, are children of a workqueue worker instead.)
+    pub fn is_kthreadd_thread(&self, pid: i32) -> bool {
+        pid == 2 || self.ppid == 2
+    }
+}
+
+/// Parses the fields the sampler needs from the text of `/proc/PID/stat`.
+///
+/// By hand rather than with `procfs::process::Stat` because this runs for every matched
+/// process every sample and `Stat` parses (and allocates for) all 52 fields; `procfs` stays
+/// the oracle in the tests. The command name (field 2) may hold spaces and parentheses, so
+/// the fields are counted from its last `)`.
+pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
+    fn number<T: std::str::FromStr>(field: Option<&[u8]>) -> Option<T> {
+        std::str::from_utf8(field?).ok()?.trim_end().parse().ok()
+    }
+    let close = text.iter().rposition(|&b| b == b')')?;
+    // Yields field 3, then 4, ...; `nth(k)` skips k fields.
+    let mut fields = text.get(close + 2..)?.split(|&b| b == b' ');
+    let state = *fields.next()?.first()?;
+    let ppid = number(fields.next())?;
+    let utime = number(fields.nth(14 - 5))?;
+    let stime = number(fields.next())?;
+    let starttime = number(fields.nth(22 - 16))?;
+    Some(StatFields {
+        state,
+        ppid,
+        utime,
+        stime,
+        starttime,
+    })
+}
+
+/// The resident set size in pages from the text of `/proc/PID/statm` (its second field;
+/// what psutil's `memory_info().rss` reports, in bytes).
+pub fn parse_statm_resident(text: &[u8]) -> Option<u64> {
+    let field = text.split(|&b| b == b' ').nth(1)?;
+    std::str::from_utf8(field).ok()?.trim_end().parse().ok()
 }
 
 /// CPU and memory of one process, in the units of the output table.
@@ -179,66 +288,58 @@ pub struct Usage {
     pub resident_bytes: u64,
 }
 
-/// Reads `stat` and `statm` of one process.
-///
-/// The arithmetic is psutil's, in the same order, so the same inputs give the same floats:
-/// `ticks / CLK_TCK + btime` for the start time (from the integer tick count, not procfs's
-/// f32 `starttime()`), `ticks / CLK_TCK` for CPU times and `rss / total * 100` for memory.
+impl Usage {
+    /// A row's figures from `stat` and `statm`'s resident pages, or [`Skip::Zombie`].
+    ///
+    /// The arithmetic is psutil's, in the same order, so the same inputs give the same
+    /// floats: `ticks / CLK_TCK + btime` for the start time, `ticks / CLK_TCK` for CPU
+    /// times and `rss / total * 100` for memory.
+    pub fn from_fields(
+        stat: &StatFields,
+        resident_pages: u64,
+        info: &SystemInfo,
+        btime: u64,
+    ) -> Result<Usage, Skip> {
+        if stat.state == b'Z' {
+            return Err(Skip::Zombie);
+        }
+        let hz = info.ticks_per_second as f64;
+        let resident_bytes = resident_pages.saturating_mul(info.page_size);
+        let rss = resident_bytes as f64;
+        Ok(Usage {
+            running_since: stat.starttime as f64 / hz + btime as f64,
+            user_cpu_time: stat.utime as f64 / hz,
+            system_cpu_time: stat.stime as f64 / hz,
+            memory_percent: rss / info.mem_total as f64 * 100.0,
+            resident_bytes,
+        })
+    }
+
+    /// [`Usage::from_fields`] on the texts of `/proc/PID/stat` and `/proc/PID/statm`.
+    pub fn parse(stat: &[u8], statm: &[u8], info: &SystemInfo, btime: u64) -> Result<Usage, Skip> {
+        let malformed = |what: &str| Skip::Other(format!("malformed {what}"));
+        let fields = parse_stat(stat).ok_or_else(|| malformed("stat"))?;
+        if fields.state == b'Z' {
+            // A zombie's statm is all zeros; say why it is skipped.
+            return Err(Skip::Zombie);
+        }
+        let resident = parse_statm_resident(statm).ok_or_else(|| malformed("statm"))?;
+        Usage::from_fields(&fields, resident, info, btime)
+    }
+}
+
+/// Reads `stat` and `statm` of one process through its `/proc/PID` handle.
 pub fn read_usage(process: &Process, info: &SystemInfo, btime: u64) -> Result<Usage, Skip> {
-    let stat: Stat = process.stat()?;
-    if stat.state == 'Z' {
-        return Err(Skip::Zombie);
-    }
-    usage(&stat, &process.statm()?, info, btime)
-}
-
-/// [`read_usage`] by path (`/proc/PID`), for the scan: the files are read in one system
-/// call each into `buf` and parsed by `procfs`, without a directory handle. The window in
-/// which the pid could be reused since its command line was read is a few microseconds;
-/// reusing it needs the whole pid space to wrap in that time.
-pub fn read_usage_at(
-    pid: i32,
-    info: &SystemInfo,
-    btime: u64,
-    path: &mut String,
-    buf: &mut Vec<u8>,
-) -> Result<Usage, Skip> {
-    use procfs::FromRead;
-    use std::fmt::Write as _;
-    path.clear();
-    let _ = write!(path, "/proc/{pid}/stat");
-    read_cmdline_at(path, buf)?;
-    let stat = Stat::from_read(&buf[..])?;
-    if stat.state == 'Z' {
-        return Err(Skip::Zombie);
-    }
-    path.push('m');
-    read_cmdline_at(path, buf)?;
-    let statm = procfs::process::StatM::from_read(&buf[..])?;
-    usage(&stat, &statm, info, btime)
-}
-
-fn usage(
-    stat: &Stat,
-    statm: &procfs::process::StatM,
-    info: &SystemInfo,
-    btime: u64,
-) -> Result<Usage, Skip> {
-    let hz = info.ticks_per_second as f64;
-    let resident_bytes = statm.resident.saturating_mul(info.page_size);
-    let rss = resident_bytes as f64;
-    Ok(Usage {
-        running_since: stat.starttime as f64 / hz + btime as f64,
-        user_cpu_time: stat.utime as f64 / hz,
-        system_cpu_time: stat.stime as f64 / hz,
-        memory_percent: rss / info.mem_total as f64 * 100.0,
-        resident_bytes,
-    })
+    let (mut stat, mut statm) = (Vec::new(), Vec::new());
+    read_whole(&process.open_relative("stat")?, &mut stat)?;
+    read_whole(&process.open_relative("statm")?, &mut statm)?;
+    Usage::parse(&stat, &statm, info, btime)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procfs::FromRead;
 
     #[test]
     fn btime_line_is_found() {
@@ -246,6 +347,42 @@ mod tests {
         assert_eq!(parse_btime(stat), Some(1722449000));
         assert_eq!(parse_btime(b"cpu 1\n"), None);
         assert_eq!(parse_btime(b"btime x\n"), None);
+    }
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"4242 (a b) (c)) S 17 4242 4242 0 -1 4194560 1 2 3 4 \
+            250 31 0 0 20 0 1 0 98765 12345678 777 18446744073709551615 1 1 0 0 0 0 0 0 0 0 \
+            0 17 1 0 0 0 0 0\n";
+        assert_eq!(
+            parse_stat(line),
+            Some(StatFields {
+                state: b'S',
+                ppid: 17,
+                utime: 250,
+                stime: 31,
+                starttime: 98765,
+            })
+        );
+        assert_eq!(parse_stat(b"1 (x) S 0 1"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn stat_fields_agree_with_procfs() {
+        let me = Process::myself().unwrap();
+        let mut buf = Vec::new();
+        read_whole(&me.open_relative("stat").unwrap(), &mut buf).unwrap();
+        let ours = parse_stat(&buf).unwrap();
+        let theirs = procfs::process::Stat::from_read(&buf[..]).unwrap();
+        assert_eq!(ours.state, theirs.state as u8);
+        assert_eq!(ours.ppid, theirs.ppid);
+        assert_eq!(ours.utime, theirs.utime);
+        assert_eq!(ours.stime, theirs.stime);
+        assert_eq!(ours.starttime, theirs.starttime);
+        read_whole(&me.open_relative("statm").unwrap(), &mut buf).unwrap();
+        let statm = procfs::process::StatM::from_read(&buf[..]).unwrap();
+        assert_eq!(parse_statm_resident(&buf), Some(statm.resident));
     }
 
     #[test]

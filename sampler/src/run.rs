@@ -151,12 +151,16 @@ pub fn serve(
     if opts.notify {
         notify::stopping();
     }
-    // Every sample is synced as it is written; what may be left are rows storage refused.
+    // What may be left are rows storage refused, and rows not yet synced (see
+    // `storage::SYNC_EVERY`).
     if storage.pending_rows() > 0 {
         let _ = storage.write(&[], 0);
         if storage.pending_rows() > 0 {
             log::warn!("exiting with {} rows unwritten", storage.pending_rows());
         }
+    }
+    if let Err(e) = storage.sync() {
+        log::warn!("{e}; the last rows may be lost in a power cut");
     }
 }
 

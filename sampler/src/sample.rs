@@ -1,32 +1,42 @@
 //! One sample: every process whose command line matches a filter, as CSV rows.
 //!
+//! Each sample lists `/proc` (kept open, rewound each time), so new processes appear in
+//! the very next sample. A process found with a command line keeps its `/proc` files open
+//! ([`ProcFiles`]) and is re-read with `pread` every sample: its command line always (exec
+//! and setproctitle change it in place, and the Python tracker saw the change at the next
+//! sample), its `stat` and `statm` when the command line matches. A kept descriptor of a process that
+//! has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which may now be a
+//! new process's, is opened afresh. The command line last read is kept with the formatted
+//! command and whether it matched, so an unchanged one costs a `pread` and a comparison.
+//! Descriptors are kept up to a budget (see [`crate::fd_limit`]); processes beyond it are
+//! read by path each sample.
+//!
 //! Most of /proc is kernel threads (59 of 65 entries on the CI machine), which never have a
-//! command line, and reading `/proc/PID/cmdline` is most of a sample's cost. So a process
-//! found without one is remembered by pid and the inode of its `/proc/PID` entry (a new
-//! process under a reused pid gets a new entry, so a new inode) and not read again for
-//! [`RECHECK_EMPTY_EVERY`] samples (one minute at the default 10 s interval), staggered by
-//! pid so the re-reads spread over the samples. Only a kernel thread that execs a user
-//! program (a usermode helper such as modprobe, short-lived) gains a command line without
-//! a new entry; it is seen at the next re-read. Every process that has a command line is
-//! read every sample: exec and setproctitle change it in place.
+//! command line. A process found without one has its `stat` read once: a thread made by
+//! `kthreadd` never execs, so it is remembered by pid and the inode of its `/proc/PID`
+//! entry (a new process under a reused pid gets a new entry, so a new inode) and not read
+//! again. Any other process without a command line (a zombie, a process in the middle of
+//! exec, a usermode helper before its exec) is kept like the others and re-read every
+//! sample.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::os::unix::fs::DirEntryExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nix::dir::Dir;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use perf_table::Row;
 use procfs::process::Process;
 use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
+use crate::fd_limit;
 use crate::fnmatch::Pattern;
+use crate::kept::ProcFiles;
 use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
-    boot_time, read_cmdline, read_cmdline_at, read_usage, read_usage_at, ProcFsError, Skip,
-    SystemInfo, Usage,
+    parse_stat, read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo, Usage,
 };
-
 /// One row of `system_resource_data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<'a> {
@@ -61,38 +71,284 @@ pub struct SampleStats {
     pub rows: usize,
     /// Processes skipped because they vanished, were zombies or could not be read.
     pub skipped: usize,
-    /// Command lines read (the rest were known to be empty, see the module docs).
+    /// Command lines read (the rest were known kernel threads, see the module docs).
     pub cmdlines_read: usize,
+    /// Processes read by path because the descriptor budget was spent.
+    pub by_path: usize,
 }
 
-/// Samples between two reads of a command line that was empty (see the module docs).
-pub const RECHECK_EMPTY_EVERY: u64 = 6;
-
-/// Whether a process remembered as `(inode, recheck_at)` without a command line can be
-/// skipped in sample `sample`, where its /proc entry now has inode `ino`.
-fn still_empty((known_ino, recheck_at): (u64, u64), ino: u64, sample: u64) -> bool {
-    known_ino == ino && sample < recheck_at
+/// A process that is not a kernel thread, its files open, as of the last sample that saw it.
+#[derive(Debug)]
+struct Known {
+    files: ProcFiles,
+    /// `/proc/PID/cmdline` as last read.
+    raw: Vec<u8>,
+    /// `raw` formatted as the Python tracker did.
+    command: String,
+    /// Whether `command` matches a filter.
+    matched: bool,
+    /// The sample that last listed it.
+    seen: u64,
 }
 
-/// The sample at which to read again the empty command line of `pid`, read in `sample`:
-/// staggered by pid, so the re-reads spread over the samples instead of all falling in one.
-fn recheck_at(pid: i32, sample: u64) -> u64 {
-    sample + RECHECK_EMPTY_EVERY + u64::from(pid.unsigned_abs()) % RECHECK_EMPTY_EVERY
+impl Known {
+    /// Re-reads the command line (through `buf`); formats and matches it only if it changed.
+    fn refresh(&mut self, filters: &[Pattern], buf: &mut Vec<u8>) -> Result<(), Skip> {
+        self.files.read_cmdline(buf)?;
+        if *buf != self.raw {
+            std::mem::swap(&mut self.raw, buf);
+            format_command(&self.raw, &mut self.command);
+            self.matched = is_match(filters, &self.command);
+        }
+        Ok(())
+    }
 }
 
-/// The sampler: filters plus the buffers reused from one sample to the next.
+fn is_match(filters: &[Pattern], command: &str) -> bool {
+    !command.is_empty() && filters.iter().any(|f| f.matches(command))
+}
+
+/// What a sample needs besides the process table, borrowed apart from it.
+struct Scratch<'a> {
+    info: &'a SystemInfo,
+    btime: u64,
+    buf: &'a mut Vec<u8>,
+    statm: &'a mut Vec<u8>,
+    path: &'a mut String,
+    out: &'a mut Vec<u8>,
+    stats: &'a mut SampleStats,
+    /// Usage by command line for the metrics, when they are on.
+    tally: Option<&'a mut Tally>,
+}
+
+impl Scratch<'_> {
+    /// Appends the row of `known` if it matched; `keep` says whether `stat` and `statm`
+    /// opened now may stay open.
+    fn row(&mut self, pid: i32, known: &mut Known, keep: bool) -> Result<(), Skip> {
+        if !known.matched {
+            return Ok(());
+        }
+        self.stats.matched += 1;
+        let query_time = now_ns();
+        let read = known
+            .files
+            .read_usage(pid, keep, self.path, self.buf, self.statm)
+            .and_then(|()| Usage::parse(self.buf, self.statm, self.info, self.btime));
+        match read {
+            Ok(usage) => {
+                write_row(
+                    self.out,
+                    &Record {
+                        query_time,
+                        command: &known.command,
+                        usage,
+                    },
+                );
+                if let Some(tally) = &mut self.tally {
+                    tally.add(&known.command, &usage);
+                }
+                self.stats.rows += 1;
+                Ok(())
+            }
+            Err(skip) => {
+                log::debug!("skipping pid {pid}: {skip}");
+                self.stats.skipped += 1;
+                Err(skip)
+            }
+        }
+    }
+}
+
+/// Reads one listed process, `(pid, inode of /proc/PID)`, in sample `samples`.
+fn visit(
+    kept: &mut KeptTable,
+    kthreads: &HashMap<i32, u64>,
+    next_kthreads: &mut HashMap<i32, u64>,
+    filters: &[Pattern],
+    samples: u64,
+    (pid, ino): (i32, u64),
+    scratch: &mut Scratch<'_>,
+) {
+    if let Some(known) = kept.known.get_mut(&pid) {
+        scratch.stats.cmdlines_read += 1;
+        match known.refresh(filters, scratch.buf) {
+            Ok(()) => {
+                known.seen = samples;
+                let held = known.files.descriptors();
+                let room = kept.fds + known.files.usage_descriptors() <= kept.budget;
+                let read = scratch.row(pid, known, room);
+                kept.fds = kept.fds - held + known.files.descriptors();
+                if matches!(read, Err(Skip::NoDescriptors)) {
+                    kept.out_of_descriptors();
+                }
+                return;
+            }
+            // Reaped; the pid may be a new process's now: read it as new below.
+            Err(Skip::Gone) => kept.remove(pid),
+            Err(skip) => {
+                known.seen = samples;
+                log::debug!("skipping pid {pid}: {skip}");
+                scratch.stats.skipped += 1;
+                return;
+            }
+        }
+    }
+    if kthreads.get(&pid) == Some(&ino) {
+        next_kthreads.insert(pid, ino);
+        return;
+    }
+    scratch.stats.cmdlines_read += 1;
+    let mut opened = ProcFiles::open(pid, scratch.path);
+    if matches!(opened, Err(Skip::NoDescriptors)) {
+        // Make room and try once more; if that fails too, the next sample will.
+        kept.out_of_descriptors();
+        opened = ProcFiles::open(pid, scratch.path);
+    }
+    let mut known = match opened {
+        Ok(files) => Known {
+            files,
+            raw: Vec::new(),
+            command: String::new(),
+            matched: false,
+            seen: samples,
+        },
+        Err(skip) => {
+            log::debug!("skipping pid {pid}: {skip}");
+            scratch.stats.skipped += 1;
+            return;
+        }
+    };
+    if let Err(skip) = known.refresh(filters, scratch.buf) {
+        log::debug!("skipping pid {pid}: {skip}");
+        scratch.stats.skipped += 1;
+        return;
+    }
+    if known.raw.is_empty() {
+        // One read of `stat` tells a kernel thread, never to be read again (module docs).
+        let stat = known
+            .files
+            .read_usage(pid, false, scratch.path, scratch.buf, scratch.statm)
+            .map(|()| parse_stat(scratch.buf));
+        match stat {
+            Ok(Some(stat)) if stat.is_kthreadd_thread(pid) => {
+                next_kthreads.insert(pid, ino);
+                return;
+            }
+            Ok(_) => {}
+            Err(skip) => {
+                log::debug!("skipping pid {pid}: {skip}");
+                scratch.stats.skipped += 1;
+                return;
+            }
+        }
+    }
+    let room = kept.fds + known.files.descriptors() + known.files.usage_descriptors();
+    let read = scratch.row(pid, &mut known, room <= kept.budget);
+    if matches!(read, Err(Skip::NoDescriptors)) {
+        kept.out_of_descriptors();
+    }
+    if !kept.insert(pid, known) {
+        scratch.stats.by_path += 1;
+    }
+}
+
+/// The processes whose files are kept open, within a descriptor budget.
+#[derive(Debug)]
+struct KeptTable {
+    /// Processes other than kernel threads, by pid.
+    known: HashMap<i32, Known>,
+    /// Descriptors held by `known`.
+    fds: usize,
+    /// Most descriptors `known` may hold.
+    budget: usize,
+    /// Whether running out of descriptors has been logged.
+    out_of_fds_logged: bool,
+}
+
+impl KeptTable {
+    /// Forgets `pid`, closing its files.
+    fn remove(&mut self, pid: i32) {
+        if let Some(gone) = self.known.remove(&pid) {
+            self.fds -= gone.files.descriptors();
+        }
+    }
+
+    /// Keeps `known` if the budget allows; returns whether it did.
+    fn insert(&mut self, pid: i32, known: Known) -> bool {
+        let fds = known.files.descriptors();
+        if self.fds + fds > self.budget {
+            return false;
+        }
+        self.fds += fds;
+        if let Some(old) = self.known.insert(pid, known) {
+            self.fds -= old.files.descriptors();
+        }
+        true
+    }
+
+    /// Closes the files of processes not listed in sample `samples`.
+    fn drop_unlisted(&mut self, samples: u64) {
+        let fds = &mut self.fds;
+        self.known.retain(|_, k| {
+            let listed = k.seen == samples;
+            if !listed {
+                *fds -= k.files.descriptors();
+            }
+            listed
+        });
+    }
+
+    /// Opening failed with `EMFILE`/`ENFILE`: keep fewer descriptors from now on, and close
+    /// the ones beyond that now.
+    fn out_of_descriptors(&mut self) {
+        let budget = self.fds / 2;
+        if !self.out_of_fds_logged {
+            log::warn!(
+                "out of file descriptors with {} /proc files open; keeping at most {budget}, \
+                 reading other processes by path",
+                self.fds
+            );
+            self.out_of_fds_logged = true;
+        }
+        self.budget = self.budget.min(budget);
+        self.shed();
+    }
+
+    /// Closes kept files beyond the budget, those of unmatched processes first.
+    fn shed(&mut self) {
+        if self.fds <= self.budget {
+            return;
+        }
+        let mut pids: Vec<(bool, i32)> = self.known.iter().map(|(&p, k)| (k.matched, p)).collect();
+        pids.sort_unstable();
+        for (_, pid) in pids {
+            if self.fds <= self.budget {
+                break;
+            }
+            self.remove(pid);
+        }
+    }
+}
+
+/// The sampler: filters, the processes it keeps open, and buffers reused between samples.
 #[derive(Debug)]
 pub struct Sampler {
     filters: Vec<Pattern>,
     info: SystemInfo,
     raw: Vec<u8>,
+    statm: Vec<u8>,
     command: String,
+    path: String,
     /// Samples taken so far.
     samples: u64,
-    /// pid → (inode of /proc/PID, sample at which to read its empty command line again).
-    no_cmdline: HashMap<i32, (u64, u64)>,
-    /// The map being built by the current sample (swapped with `no_cmdline` at its end).
-    next_no_cmdline: HashMap<i32, (u64, u64)>,
+    /// `/proc`, opened by the first sample.
+    proc_dir: Option<Dir>,
+    btime: BootTime,
+    kept: KeptTable,
+    /// Kernel threads: pid → inode of /proc/PID.
+    kthreads: HashMap<i32, u64>,
+    /// The map being built by the current sample (swapped with `kthreads` at its end).
+    next_kthreads: HashMap<i32, u64>,
     /// Usage by command line, published to the metrics after each sample, when they are on.
     metrics: Option<(TrackerMetrics, Tally)>,
 }
@@ -103,17 +359,44 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+fn parse_pid(name: &[u8]) -> Option<i32> {
+    if name.first().is_none_or(|b| !b.is_ascii_digit()) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
 impl Sampler {
     /// A sampler for `filters` on a machine described by `info`.
+    ///
+    /// Raises this process's soft descriptor limit to the hard one, and keeps `/proc`
+    /// descriptors within it (see [`crate::fd_limit`]).
     pub fn new(filters: Vec<Pattern>, info: SystemInfo) -> Sampler {
+        let budget = fd_limit::budget(fd_limit::raise_nofile_limit());
+        Sampler::with_fd_budget(filters, info, budget)
+    }
+
+    /// A sampler that keeps at most `fd_budget` `/proc` descriptors open, reading the
+    /// processes beyond that by path every sample.
+    pub fn with_fd_budget(filters: Vec<Pattern>, info: SystemInfo, fd_budget: usize) -> Sampler {
         Sampler {
             filters,
             info,
             raw: Vec::with_capacity(4096),
+            statm: Vec::with_capacity(4096),
             command: String::with_capacity(256),
+            path: String::with_capacity(32),
             samples: 0,
-            no_cmdline: HashMap::new(),
-            next_no_cmdline: HashMap::new(),
+            proc_dir: None,
+            btime: BootTime::default(),
+            kept: KeptTable {
+                known: HashMap::new(),
+                fds: 0,
+                budget: fd_budget,
+                out_of_fds_logged: false,
+            },
+            kthreads: HashMap::new(),
+            next_kthreads: HashMap::new(),
             metrics: None,
         }
     }
@@ -128,89 +411,65 @@ impl Sampler {
     /// Samples every process in /proc, appending one row per matching process to `out`.
     ///
     /// Fails only if /proc itself cannot be read; single processes are skipped.
-    ///
-    /// System calls are most of the cost, so every file is read by path (open, one read,
-    /// close) without opening a `/proc/PID` handle first, and parsed by `procfs`: that
-    /// halves the calls spent on each process. See [`read_usage_at`] on pid reuse.
     pub fn sample(&mut self, out: &mut Vec<u8>) -> Result<SampleStats, ProcFsError> {
         let started = std::time::Instant::now();
-        let btime = boot_time(&mut self.raw)?;
-        let entries = std::fs::read_dir("/proc")
-            .map_err(|e| ProcFsError::List(ProcError::Io(e, Some("/proc".into()))))?;
+        let btime = self.btime.read(&mut self.raw)?;
+        let mut dir = match self.proc_dir.take() {
+            Some(dir) => dir,
+            None => Dir::open(
+                "/proc",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ProcFsError::List(ProcError::Io(e.into(), Some("/proc".into()))))?,
+        };
         let mut stats = SampleStats::default();
-        let mut path = String::with_capacity(32);
         self.samples += 1;
-        self.next_no_cmdline.clear();
-        for entry in entries {
+        self.next_kthreads.clear();
+        // The iterator rewinds the directory when dropped, ready for the next sample.
+        for entry in dir.iter() {
             let Ok(entry) = entry else { continue };
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
+            let Some(pid) = parse_pid(entry.file_name().to_bytes()) else {
                 continue;
             };
             stats.listed += 1;
-            let ino = entry.ino();
-            let known = self.no_cmdline.get(&pid).copied();
-            if let Some(keep) = known.filter(|&k| still_empty(k, ino, self.samples)) {
-                self.next_no_cmdline.insert(pid, keep);
-                continue;
-            }
-            path.clear();
-            let _ = write!(path, "/proc/{pid}/cmdline");
-            stats.cmdlines_read += 1;
-            if read_cmdline_at(&path, &mut self.raw).is_err() {
-                stats.skipped += 1;
-                continue;
-            }
-            if self.raw.is_empty() {
-                let recheck_at = recheck_at(pid, self.samples);
-                self.next_no_cmdline.insert(pid, (ino, recheck_at));
-                continue;
-            }
-            format_command(&self.raw, &mut self.command);
-            if !self.is_match() {
-                continue;
-            }
-            stats.matched += 1;
-            let query_time = now_ns();
-            match read_usage_at(pid, &self.info, btime, &mut path, &mut self.raw) {
-                Ok(usage) => {
-                    write_row(
-                        out,
-                        &Record {
-                            query_time,
-                            command: &self.command,
-                            usage,
-                        },
-                    );
-                    if let Some((_, t)) = &mut self.metrics {
-                        t.add(&self.command, &usage);
-                    }
-                    stats.rows += 1;
-                }
-                Err(skip) => {
-                    log::debug!("skipping pid {pid}: {skip}");
-                    stats.skipped += 1;
-                }
-            }
+            let mut scratch = Scratch {
+                info: &self.info,
+                btime,
+                buf: &mut self.raw,
+                statm: &mut self.statm,
+                path: &mut self.path,
+                out,
+                stats: &mut stats,
+                tally: self.metrics.as_mut().map(|(_, t)| t),
+            };
+            visit(
+                &mut self.kept,
+                &self.kthreads,
+                &mut self.next_kthreads,
+                &self.filters,
+                self.samples,
+                (pid, entry.ino()),
+                &mut scratch,
+            );
         }
-        // Entries of processes no longer listed fall away with the old map.
-        std::mem::swap(&mut self.no_cmdline, &mut self.next_no_cmdline);
+        self.proc_dir = Some(dir);
+        self.kept.drop_unlisted(self.samples);
+        std::mem::swap(&mut self.kthreads, &mut self.next_kthreads);
         if let Some((m, tally)) = &mut self.metrics {
             m.sampled(tally, stats.matched, started.elapsed());
         }
         Ok(stats)
     }
 
-    /// Processes currently remembered as having no command line.
-    pub fn known_without_cmdline(&self) -> usize {
-        self.no_cmdline.len()
+    /// Kernel threads currently remembered, not to be read again.
+    pub fn known_kernel_threads(&self) -> usize {
+        self.kthreads.len()
     }
 
-    fn is_match(&self) -> bool {
-        !self.command.is_empty() && self.filters.iter().any(|f| f.matches(&self.command))
+    /// `/proc` descriptors currently kept open for processes.
+    pub fn kept_descriptors(&self) -> usize {
+        self.kept.fds
     }
 
     /// Samples the given processes (as listed by `procfs`) with boot time `btime`.
@@ -268,7 +527,7 @@ impl Sampler {
     ) -> Result<bool, (bool, Skip)> {
         read_cmdline(process, &mut self.raw).map_err(|s| (false, s))?;
         format_command(&self.raw, &mut self.command);
-        if !self.is_match() {
+        if !is_match(&self.filters, &self.command) {
             return Ok(false);
         }
         let query_time = now_ns();
@@ -291,19 +550,6 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn empty_command_lines_are_skipped_until_their_recheck() {
-        let at = recheck_at(7, 10);
-        assert!((10 + RECHECK_EMPTY_EVERY..10 + 2 * RECHECK_EMPTY_EVERY).contains(&at));
-        assert!(still_empty((42, at), 42, 11));
-        assert!(still_empty((42, at), 42, at - 1));
-        assert!(!still_empty((42, at), 42, at), "due for a re-read");
-        assert!(
-            !still_empty((42, at), 43, 11),
-            "a new /proc entry is a new process: read it"
-        );
-    }
 
     #[test]
     fn with_metrics_each_sample_is_published_by_command_line() {
@@ -330,9 +576,11 @@ mod tests {
     }
 
     #[test]
-    fn rechecks_are_spread_over_the_samples() {
-        let slots: std::collections::BTreeSet<u64> =
-            (1..=60).map(|pid| recheck_at(pid, 0)).collect();
-        assert_eq!(slots.len() as u64, RECHECK_EMPTY_EVERY);
+    fn pids_are_the_numeric_entries() {
+        assert_eq!(parse_pid(b"4242"), Some(4242));
+        assert_eq!(parse_pid(b"self"), None);
+        assert_eq!(parse_pid(b"+1"), None);
+        assert_eq!(parse_pid(b""), None);
+        assert_eq!(parse_pid(b"99999999999"), None);
     }
 }

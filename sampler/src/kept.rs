@@ -1,0 +1,132 @@
+//! A process's `/proc` files, kept open from one sample to the next.
+//!
+//! Re-reading a kept descriptor with `pread` at offset 0 costs a third to a half of
+//! opening, reading and closing the path (issue 17 measured 2.9 µs against 6.9 µs for
+//! `stat`, 1.6 µs against 4.3 µs for `cmdline`, 1.0 µs against 4.6 µs for `statm`), and a
+//! sample reads the command line of every process and `stat` and `statm` of every match,
+//! every interval, for months.
+//!
+//! Identity: a descriptor opened on `/proc/PID/...` belongs to the process that held PID
+//! when it was opened. Once that process has been reaped every read fails with `ESRCH`
+//! ([`Skip::Gone`]), even after a new process got the same pid, so a kept descriptor can
+//! never report another process's numbers. `cmdline` is opened first; `stat` and `statm`
+//! only once the command line matches a filter (most processes never do). They are opened
+//! by path, so right after opening them the kept `cmdline` descriptor is read once more: if
+//! that read succeeds the first process still existed after they were opened, and a pid
+//! is not handed out again while its process exists (even as a zombie), so all the
+//! descriptors are of the same process.
+
+use std::fmt::Write as _;
+use std::fs::File;
+
+use crate::proc::{read_whole, Skip};
+
+/// The open `/proc/PID` files of one process.
+#[derive(Debug)]
+pub struct ProcFiles {
+    cmdline: File,
+    /// `stat` and `statm`, once needed.
+    usage: Option<(File, File)>,
+}
+
+fn open(pid: i32, name: &str, path: &mut String) -> Result<File, Skip> {
+    path.clear();
+    let _ = write!(path, "/proc/{pid}/{name}");
+    Ok(File::open(&*path)?)
+}
+
+impl ProcFiles {
+    /// Opens `/proc/PID/cmdline`; `path` is scratch space.
+    pub fn open(pid: i32, path: &mut String) -> Result<ProcFiles, Skip> {
+        Ok(ProcFiles {
+            cmdline: open(pid, "cmdline", path)?,
+            usage: None,
+        })
+    }
+
+    /// Descriptors held: 1, or 3 once `stat` and `statm` are kept.
+    pub fn descriptors(&self) -> usize {
+        1 + 2 * usize::from(self.usage.is_some())
+    }
+
+    /// Descriptors [`ProcFiles::read_usage`] would add if it kept what it opens.
+    pub fn usage_descriptors(&self) -> usize {
+        2 * usize::from(self.usage.is_none())
+    }
+
+    /// Reads the command line into `buf` (raw, as `/proc/PID/cmdline` holds it).
+    pub fn read_cmdline(&self, buf: &mut Vec<u8>) -> Result<(), Skip> {
+        read_whole(&self.cmdline, buf)
+    }
+
+    /// Reads `/proc/PID/stat` and `statm`, opening them first if they are not open yet
+    /// (see the module docs on identity). What is opened here is kept if `keep`, else
+    /// closed again.
+    pub fn read_usage(
+        &mut self,
+        pid: i32,
+        keep: bool,
+        path: &mut String,
+        stat: &mut Vec<u8>,
+        statm: &mut Vec<u8>,
+    ) -> Result<(), Skip> {
+        if let Some((stat_file, statm_file)) = &self.usage {
+            read_whole(stat_file, stat)?;
+            return read_whole(statm_file, statm);
+        }
+        let files = (open(pid, "stat", path)?, open(pid, "statm", path)?);
+        // Proves the pid was not reused since `cmdline` was opened (module docs).
+        read_whole(&self.cmdline, stat)?;
+        read_whole(&files.0, stat)?;
+        read_whole(&files.1, statm)?;
+        if keep {
+            self.usage = Some(files);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_files_of_a_reaped_process_read_as_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let (mut path, mut buf, mut statm) = (String::new(), Vec::new(), Vec::new());
+        let mut files = ProcFiles::open(pid, &mut path).unwrap();
+        assert_eq!(files.usage_descriptors(), 2);
+        files
+            .read_usage(pid, true, &mut path, &mut buf, &mut statm)
+            .unwrap();
+        assert_eq!((files.descriptors(), files.usage_descriptors()), (3, 0));
+        assert!(buf.starts_with(format!("{pid} (").as_bytes()));
+        assert!(!statm.is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(matches!(files.read_cmdline(&mut buf), Err(Skip::Gone)));
+        assert!(matches!(
+            files.read_usage(pid, true, &mut path, &mut buf, &mut statm),
+            Err(Skip::Gone)
+        ));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn usage_files_are_kept_only_when_asked() {
+        let pid = i32::try_from(std::process::id()).unwrap();
+        let (mut path, mut buf, mut statm) = (String::new(), Vec::new(), Vec::new());
+        let mut files = ProcFiles::open(pid, &mut path).unwrap();
+        files
+            .read_usage(pid, false, &mut path, &mut buf, &mut statm)
+            .unwrap();
+        assert_eq!(files.descriptors(), 1);
+        assert!(!buf.is_empty() && !statm.is_empty());
+        files.read_cmdline(&mut buf).unwrap();
+        assert!(!buf.is_empty());
+    }
+}
