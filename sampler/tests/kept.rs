@@ -17,7 +17,7 @@ use perf_sampler::proc::{
     boot_time, parse_statm_resident, read_cmdline_at, Skip, SystemInfo, Usage,
 };
 use perf_sampler::sample::Sampler;
-use util::{exec_done, marker, rows, sh, wait_for, Reaped, BIN};
+use util::{exec_done, marker, rows, sh, wait_until, Reaped, BIN};
 
 /// Set in the environment of a copy of this test binary that runs one test in a special
 /// setting (a pid namespace, a low descriptor limit).
@@ -97,7 +97,7 @@ fn an_exec_shows_its_new_command_line_in_the_very_next_sample() {
     );
     child.0.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
     let path = format!("/proc/{}/cmdline", child.pid());
-    let done = wait_for(10, || {
+    let done = wait_until(Duration::from_secs(10), || {
         std::fs::read(&path).is_ok_and(|c| c.starts_with(b"sh\0-c\0read y\0"))
     });
     assert!(done, "the child never exec'd");
@@ -131,7 +131,7 @@ fn an_argv_rewrite_shows_in_the_very_next_sample() {
     );
     child.0.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
     let path = format!("/proc/{}/cmdline", child.pid());
-    let done = wait_for(10, || {
+    let done = wait_until(Duration::from_secs(10), || {
         std::fs::read(&path).is_ok_and(|c| c.ends_with(b"-retitled\0"))
     });
     assert!(done, "perl never rewrote its argv");
