@@ -18,7 +18,7 @@
 //! - [`rows`]: records to CSV rows; [`failpoint`]: crashes on demand for the tests;
 //! - [`run`]: the daemon's loop, for `perf-drainer run` and for the demo;
 //! - [`cli`]: the command-line definitions; [`commands`]: what each subcommand does;
-//! - [`status`]: the read-only view of the rings.
+//! - [`status`]: the read-only view of the rings; [`metrics`]: the OpenMetrics families.
 
 pub mod checkpoint;
 pub mod cli;
