@@ -10,7 +10,7 @@
 //!
 //! If step 1 or 2 fails (disk full, read-only storage) nothing is released: each ring's
 //! read cursor goes back to its checkpointed position, the CSV is cut back to the
-//! checkpointed length, and the next attempt starts from there ([`crate::commit`]). A crash
+//! checkpointed length, and the next attempt starts from there (module `commit`). A crash
 //! at any point leaves a checkpoint that matches the CSV prefix it names, and
 //! [`Drainer::new`] returns to it, so no record is written twice or lost.
 //!

@@ -3,13 +3,13 @@
 //! - a ring directory of its own under `/dev/shm` (removed at the end, also on errors and
 //!   Ctrl-C);
 //! - several simulated robot services, each a real child process writing into its own
-//!   ring, one of which kills itself with SIGKILL half-way ([`services`]);
+//!   ring, one of which kills itself with SIGKILL half-way (`services.rs`);
 //! - the drainer ([`perf_drainer::Drainer`]) and the system resource tracker
 //!   ([`perf_sampler::sample::Sampler`]) as threads of this process, each running its
-//!   daemon's own loop, writing into the output directory ([`daemons`]);
+//!   daemon's own loop, writing into the output directory (`daemons.rs`);
 //! - at the end: a final drain, a check that every record the services committed is in the
 //!   CSV exactly once and that no ring is left, the report, and the paths written
-//!   ([`checks`]).
+//!   (`checks.rs`).
 
 mod checks;
 mod daemons;
