@@ -75,12 +75,19 @@ impl WindowArgs {
 /// `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Directory holding robot_activity_data and/or system_resource_data.
-    #[arg(value_name = "DIR", default_value = ROBOT_STORAGE_DIR)]
-    pub dir: PathBuf,
+    /// Directories holding robot_activity_data and/or system_resource_data, one per robot
+    /// (several are compared side by side).
+    #[arg(value_name = "DIR", default_value = ROBOT_STORAGE_DIR, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// A robot's name, once per DIR in the same order (default: each folder's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained page of plots and tables to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub window: WindowArgs,
 }
@@ -156,6 +163,19 @@ pub enum CliError {
     Service(String),
     #[error("--since must be before --until")]
     EmptyWindow,
+    /// The command line parsed but does not make sense (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// The exit status: 2 for a bad command line, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs the command.
@@ -205,16 +225,56 @@ fn checked_window(args: &WindowArgs) -> Result<Window, CliError> {
     Ok(window)
 }
 
+/// The robots' names: `--name`s in order, else each folder's name; unique.
+fn robot_names(args: &ReportArgs) -> Result<Vec<String>, CliError> {
+    let names: Vec<String> = if args.name.is_empty() {
+        args.dirs
+            .iter()
+            .map(|d| crate::report::default_name(d))
+            .collect()
+    } else if args.name.len() == args.dirs.len() {
+        args.name.clone()
+    } else {
+        return Err(CliError::Usage(format!(
+            "{} --name for {} folders: give one per folder, or none",
+            args.name.len(),
+            args.dirs.len()
+        )));
+    };
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(CliError::Usage(format!(
+                "two robots named {n:?}: tell them apart with --name"
+            )));
+        }
+    }
+    Ok(names)
+}
+
 fn report(args: &ReportArgs) -> Result<(), CliError> {
     let window = checked_window(&args.window)?;
-    let report = crate::report::build(&args.dir, window, &mut |p| eprintln!("{p}"))?;
+    let names = robot_names(args)?;
+    let mut robots = Vec::new();
+    for (name, dir) in names.into_iter().zip(&args.dirs) {
+        let report = crate::report::build(dir, window, &mut |p| eprintln!("{p}"))?;
+        robots.push((name, report));
+    }
+    let fleet = crate::report::Fleet { robots };
+    if let Some(path) = &args.html {
+        let page = crate::report::html::render(&fleet);
+        write_file(path, page.as_bytes())?;
+    }
     let text = if args.json {
         // Strings and numbers always serialise.
-        let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
+        let mut s = serde_json::to_string_pretty(&fleet).unwrap_or_default();
         s.push('\n');
         s
     } else {
-        crate::report::render_text(&report)
+        let mut s = crate::report::text::render_fleet(&fleet);
+        if let Some(path) = &args.html {
+            s.push_str(&format!("\npage of plots: {}\n", path.display()));
+        }
+        s
     };
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -224,6 +284,26 @@ fn report(args: &ReportArgs) -> Result<(), CliError> {
             path: "stdout".into(),
             source,
         })
+}
+
+/// Writes `bytes` to `path` durably: to a temporary file beside it, then renamed over it,
+/// so a reader never sees half a page. The file gets the usual mode (0666 less the umask).
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    let error = |source| CliError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(error(e));
+    }
+    Ok(())
 }
 
 fn export(args: &ExportArgs) -> Result<(), CliError> {
@@ -301,7 +381,7 @@ mod tests {
         let Command::Report(args) = cli.command else {
             panic!("not report");
         };
-        assert_eq!(args.dir, PathBuf::from("/x"));
+        assert_eq!(args.dirs, [PathBuf::from("/x")]);
         assert_eq!(args.window.since, Some(1_722_450_000_000_000_000));
         assert_eq!(args.window.until, Some(1_722_450_001_000_000_000));
         assert!(Cli::try_parse_from(["perf-metrics", "report", "--since", "soon"]).is_err());

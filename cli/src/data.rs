@@ -57,34 +57,102 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Reads `robot_activity_data` at `path`; bad lines go to `problems`.
-pub fn read_activity(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Activity>> {
-    read_table(path, &ROBOT_ACTIVITY, problems, |f| {
+/// One `robot_activity_data` row as read, borrowing the state name from the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityRef<'a> {
+    /// The state name.
+    pub state: &'a str,
+    /// When the block started, ns since the epoch.
+    pub start_ns: u64,
+    /// How long it took, ns.
+    pub duration_ns: u64,
+}
+
+/// One `system_resource_data` row as read, borrowing the command line from the reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRef<'a> {
+    /// When the process was read, ns since the epoch.
+    pub query_time: u64,
+    /// The command line (invalid UTF-8 replaced).
+    pub command: std::borrow::Cow<'a, str>,
+    /// Process start, seconds since the epoch.
+    pub running_since: f64,
+    /// User CPU seconds used so far.
+    pub user_cpu_time: f64,
+    /// System CPU seconds used so far.
+    pub system_cpu_time: f64,
+    /// Resident memory, % of the machine's.
+    pub memory_percent: f64,
+}
+
+/// Streams `robot_activity_data` at `path`: each good row to `each`, each bad line to
+/// `problems`. Memory stays bounded whatever the file's size.
+pub fn for_each_activity(
+    path: &Path,
+    problems: &mut dyn FnMut(Problem),
+    each: &mut dyn FnMut(ActivityRef<'_>),
+) -> io::Result<()> {
+    read_table(path, &ROBOT_ACTIVITY, problems, &mut |f| {
         let state = text(f[0], "state")?;
         if state.is_empty() {
             return Err("state is empty".into());
         }
-        Ok(Activity {
-            state: state.to_owned(),
+        each(ActivityRef {
+            state,
             start_ns: whole(f[1], "func_start")?,
             duration_ns: whole(f[2], "duration")?,
-        })
+        });
+        Ok(())
     })
 }
 
-/// Reads `system_resource_data` at `path`; bad lines go to `problems`.
-pub fn read_resources(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Resource>> {
-    read_table(path, &SYSTEM_RESOURCE, problems, |f| {
-        Ok(Resource {
+/// Streams `system_resource_data` at `path`, as [`for_each_activity`] does.
+pub fn for_each_resource(
+    path: &Path,
+    problems: &mut dyn FnMut(Problem),
+    each: &mut dyn FnMut(ResourceRef<'_>),
+) -> io::Result<()> {
+    read_table(path, &SYSTEM_RESOURCE, problems, &mut |f| {
+        each(ResourceRef {
             query_time: whole(f[0], "query_time")?,
             // Command lines come from /proc and may hold any bytes; show them as best we can.
-            command: String::from_utf8_lossy(f[1]).into_owned(),
+            command: String::from_utf8_lossy(f[1]),
             running_since: real(f[2], "running_since")?,
             user_cpu_time: real(f[3], "user_cpu_time")?,
             system_cpu_time: real(f[4], "system_cpu_time")?,
             memory_percent: real(f[5], "memory_percent")?,
-        })
+        });
+        Ok(())
     })
+}
+
+/// Reads all of `robot_activity_data` at `path` into memory; bad lines go to `problems`.
+pub fn read_activity(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Activity>> {
+    let mut rows = Vec::new();
+    for_each_activity(path, &mut |p| problems.push(p), &mut |a| {
+        rows.push(Activity {
+            state: a.state.to_owned(),
+            start_ns: a.start_ns,
+            duration_ns: a.duration_ns,
+        })
+    })?;
+    Ok(rows)
+}
+
+/// Reads all of `system_resource_data` at `path` into memory; bad lines go to `problems`.
+pub fn read_resources(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Resource>> {
+    let mut rows = Vec::new();
+    for_each_resource(path, &mut |p| problems.push(p), &mut |r| {
+        rows.push(Resource {
+            query_time: r.query_time,
+            command: r.command.into_owned(),
+            running_since: r.running_since,
+            user_cpu_time: r.user_cpu_time,
+            system_cpu_time: r.system_cpu_time,
+            memory_percent: r.memory_percent,
+        })
+    })?;
+    Ok(rows)
 }
 
 fn text<'a>(field: &'a [u8], column: &str) -> Result<&'a str, String> {
@@ -111,157 +179,23 @@ fn real(field: &[u8], column: &str) -> Result<f64, String> {
     }
 }
 
-/// Reads every row of one table, parsing each with `parse` (given exactly as many fields as
-/// the table has columns).
-///
-/// A row that fails is reported and skipped. If it spread over several lines (an unclosed
-/// quote swallows the lines after it), reading starts again on the line after its first,
-/// so one bad quote cannot hide the rest of the file. Every row the writers write ends in a
-/// line break, so text after the last one is a row cut short (a power cut mid-write): it is
-/// reported, not guessed at. A first line that is the column names is skipped silently
-/// (some scripts add one).
-fn read_table<T>(
+/// Streams every row of the table at `path` through `parse`, giving each parsed row to
+/// `each` and each bad line to `problems` (see [`crate::stream`] for what is a bad line).
+fn read_table(
     path: &Path,
     spec: &TableSpec,
-    problems: &mut Vec<Problem>,
-    parse: impl Fn(&[&[u8]]) -> Result<T, String>,
-) -> io::Result<Vec<T>> {
-    let all = std::fs::read(path)?;
-    let complete = all.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let (data, tail) = all.split_at(complete);
-    let columns = spec.columns;
-    let mut rows = Vec::new();
-    // Line numbers are counted here from byte offsets: the csv crate's own line count lags
-    // behind with `\r\n` endings.
-    let mut lines = LineCounter::default();
-    let mut problem = |at: usize, lines: &mut LineCounter, reason: String| {
-        problems.push(Problem {
+    problems: &mut dyn FnMut(Problem),
+    parse: &mut crate::stream::RowFn<'_>,
+) -> io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    let input = io::BufReader::with_capacity(1 << 16, file);
+    crate::stream::for_each_row(input, spec.columns, parse, &mut |bad| {
+        problems(Problem {
             file: path.to_path_buf(),
-            line: lines.line_at(data, at),
-            reason,
-        });
-    };
-    // Where the current reader starts in `data`.
-    let mut offset = 0usize;
-    let mut record = csv::ByteRecord::new();
-    'restart: while offset < data.len() {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(&data[offset..]);
-        loop {
-            let (start, end) = match reader.read_byte_record(&mut record) {
-                Ok(false) => break 'restart,
-                Ok(true) => {
-                    let start = offset + record.position().map_or(0, |p| p.byte() as usize);
-                    let end = offset + reader.position().byte() as usize;
-                    (start, end.max(start))
-                }
-                Err(e) => {
-                    // Not expected from an in-memory byte reader; report and resync anyway.
-                    let at = offset + e.position().map_or(0, |p| p.byte() as usize);
-                    problem(at, &mut lines, format!("unreadable: {e}"));
-                    match next_line(data, at) {
-                        Some(next) if next > offset => {
-                            offset = next;
-                            continue 'restart;
-                        }
-                        _ => break 'restart,
-                    }
-                }
-            };
-            // The reported start may sit on the previous row's line break.
-            let start = start
-                + data[start..end]
-                    .iter()
-                    .take_while(|&&b| b == b'\r' || b == b'\n')
-                    .count();
-            let fields: Vec<&[u8]> = record.iter().collect();
-            let result = if fields.len() == columns.len() {
-                parse(&fields)
-            } else {
-                Err(format!(
-                    "expected {} fields ({}), found {}",
-                    columns.len(),
-                    columns.join(","),
-                    fields.len()
-                ))
-            };
-            let reason = match result {
-                Ok(row) => {
-                    rows.push(row);
-                    continue;
-                }
-                Err(_)
-                    if start == 0
-                        && fields
-                            .iter()
-                            .copied()
-                            .eq(columns.iter().map(|c| c.as_bytes())) =>
-                {
-                    continue;
-                }
-                Err(reason) => reason,
-            };
-            problem(start, &mut lines, reason);
-            let text = &data[start..end];
-            let body = text
-                .iter()
-                .rposition(|&b| b != b'\r' && b != b'\n')
-                .map_or(&text[..0], |i| &text[..=i]);
-            if body.contains(&b'\n') {
-                match next_line(data, start) {
-                    Some(next) => {
-                        offset = next;
-                        continue 'restart;
-                    }
-                    None => break 'restart,
-                }
-            }
-        }
-    }
-    if !tail.iter().all(u8::is_ascii_whitespace) {
-        problem(
-            complete,
-            &mut lines,
-            "the file ends in the middle of this row (no line break after it); skipped".into(),
-        );
-    }
-    Ok(rows)
-}
-
-/// Line numbers of byte offsets, for offsets that never go backwards.
-#[derive(Debug)]
-struct LineCounter {
-    pos: usize,
-    line: u64,
-}
-
-impl Default for LineCounter {
-    fn default() -> Self {
-        LineCounter { pos: 0, line: 1 }
-    }
-}
-
-impl LineCounter {
-    fn line_at(&mut self, data: &[u8], at: usize) -> u64 {
-        let at = at.min(data.len());
-        if at > self.pos {
-            self.line += data[self.pos..at].iter().filter(|&&b| b == b'\n').count() as u64;
-            self.pos = at;
-        }
-        self.line
-    }
-}
-
-/// Byte offset of the line after the one containing `at`, if there is one.
-fn next_line(data: &[u8], at: usize) -> Option<usize> {
-    let at = at.min(data.len());
-    data[at..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| at + i + 1)
-        .filter(|&next| next < data.len())
+            line: bad.line,
+            reason: bad.reason,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `perf-metrics`, the human-facing tool of the performance-metrics workspace: a one-command
 //! demo of the whole pipeline ([`demo`], with simulated services in [`service`]), a report
-//! over the CSV files ([`report`], reading them back with [`data`]), a timeline export
-//! ([`export`]) and the ring status view of `perf-drainer` (reused from
+//! over the CSV files ([`report`], streaming them back with [`data`] over [`stream`]), a
+//! timeline export ([`export`]) and the ring status view of `perf-drainer` (reused from
 //! [`perf_drainer::status`]). See README.md.
 
 pub mod cli;
@@ -10,5 +10,6 @@ pub mod demo;
 pub mod export;
 pub mod report;
 pub mod service;
+pub mod stream;
 pub mod units;
 pub mod window;

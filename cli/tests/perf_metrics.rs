@@ -527,3 +527,286 @@ fn errors_are_one_line_with_the_right_exit_status() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn report_compares_robots_side_by_side() {
+    let a = fixed_dir();
+    let compat = compat_dir();
+    let (da, db) = (a.path().to_str().unwrap(), compat.to_str().unwrap());
+    let out = run(&[
+        "report", "--json", "--name", "flex-a", "--name", "flex-b", da, db,
+    ]);
+    let fleet: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let robots = fleet["robots"].as_object().unwrap();
+    assert_eq!(robots.keys().collect::<Vec<_>>(), ["flex-a", "flex-b"]);
+    assert_eq!(robots["flex-a"]["robot_activity"]["records"], 6);
+    assert_eq!(state(&robots["flex-a"], "CALIBRATING")["count"], 5);
+    assert_eq!(state(&robots["flex-b"], "CALIBRATING")["count"], 1);
+
+    // Text: one column per robot per figure.
+    let stdout = ok(&run(&[
+        "report", "--name", "flex-a", "--name", "flex-b", da, db,
+    ]));
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("STATE"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    for column in ["COUNT flex-a", "COUNT flex-b", "P50 flex-a", "DRIFT flex-b"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let cal: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("CALIBRATING"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &cal[..5],
+        ["CALIBRATING", "5", "1", "30.0", "ms"],
+        "{stdout}"
+    );
+    assert!(stdout.contains("python3 a"), "{stdout}");
+
+    // Folder names by default; a clash or a miscount of --name is a usage error.
+    let ok_names = ok(&run(&["report", da, db]));
+    assert!(ok_names.contains("COUNT compat"), "{ok_names}");
+    for args in [&["report", "--name", "x", da, db][..], &["report", da, da]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// A robot's tracker file: `leaky` grows 0.05 %/h for 4 h; `steady` restarts half-way
+/// with memory back down, flat otherwise.
+fn trend_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let t0: u64 = 1_722_450_000_000_000_000;
+    let mut rows = String::new();
+    for i in 0..1440u64 {
+        let t = t0 + i * 10_000_000_000;
+        let h = (i * 10) as f64 / 3600.0;
+        let wobble = [0.0, 0.02, -0.01, 0.015, -0.02][(i % 5) as usize];
+        let leaky = 2.0 + 0.05 * h + wobble;
+        rows.push_str(&format!(
+            "\"{t}\",\"python3 leaky\",\"1722449000.0\",\"{}\",\"0.0\",\"{leaky}\"\r\n",
+            i as f64 * 0.5
+        ));
+        let (since, mem) = if i < 720 {
+            ("1722449000.0", 3.0 + wobble + (i as f64 / 720.0))
+        } else {
+            ("1722457200.0", 3.0 + wobble + ((i - 720) as f64 / 720.0))
+        };
+        rows.push_str(&format!(
+            "\"{t}\",\"python3 steady\",\"{since}\",\"{}\",\"0.0\",\"{mem:.3}\"\r\n",
+            (i % 720) as f64 * 0.1
+        ));
+    }
+    std::fs::write(dir.path().join("system_resource_data"), rows).unwrap();
+    dir
+}
+
+#[test]
+fn report_finds_a_leak_and_not_a_restart() {
+    let dir = trend_dir();
+    let out = run(&["report", "--json", dir.path().to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let instances = report["system_resources"]["instances"].as_array().unwrap();
+    let of =
+        |cmd: &str| -> Vec<&Value> { instances.iter().filter(|i| i["command"] == cmd).collect() };
+    let leaky = of("python3 leaky");
+    assert_eq!(leaky.len(), 1);
+    assert_eq!(leaky[0]["memory"]["verdict"], "growing");
+    let slope = leaky[0]["memory"]["slope_percent_per_hour"]
+        .as_f64()
+        .unwrap();
+    assert!((slope - 0.05).abs() < 0.002, "{slope}");
+    // 0.5 s of CPU every 10 s: 5 % of one core.
+    assert!((leaky[0]["cpu_percent"].as_f64().unwrap() - 5.0).abs() < 1e-9);
+    assert_eq!(command(&report, "python3 leaky")["memory_trend"], "growing");
+    // Each half of "steady" grows for 2 h, then restarts: two instances; each grows 0.5 %/h
+    // here, so both are growing, and neither spans the restart.
+    let steady = of("python3 steady");
+    assert_eq!(steady.len(), 2);
+    for i in &steady {
+        assert_eq!(i["samples"], 720);
+        let s = i["memory"]["slope_percent_per_hour"].as_f64().unwrap();
+        assert!((s - 0.5).abs() < 0.01, "{s}");
+    }
+    assert_eq!(command(&report, "python3 steady")["processes"], 2);
+
+    let stdout = ok(&run(&["report", dir.path().to_str().unwrap()]));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("python3 leaky") && l.contains("%/h"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("+0.050 %/h") && line.contains("growing"),
+        "{line}"
+    );
+}
+
+#[test]
+fn report_is_deterministic_and_the_page_is_self_contained() {
+    let dir = fixed_dir();
+    let d = dir.path().to_str().unwrap();
+    let trends = trend_dir();
+    let t = trends.path().to_str().unwrap();
+    let mut pages = Vec::new();
+    let mut texts = Vec::new();
+    for n in 0..2 {
+        let page = dir.path().join(format!("page{n}.html"));
+        let out = run(&["report", "--html", page.to_str().unwrap(), d, t]);
+        let stdout = ok(&out);
+        let wrote = format!("page of plots: {}\n", page.display());
+        assert!(stdout.ends_with(&wrote), "{stdout}");
+        texts.push(stdout.replace(&wrote, ""));
+        pages.push(std::fs::read(&page).unwrap());
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(pages[0], pages[1], "the same files give the same page");
+    let page = String::from_utf8(pages.remove(0)).unwrap();
+    // Everything inline: no external scripts, styles, images or fonts.
+    for needle in ["src=", "href=", "@import", "url(", "<link"] {
+        assert!(
+            !page.contains(needle),
+            "page refers to something outside: {needle}"
+        );
+    }
+    // Two charts per state (2 states), two per command (4 commands), the tables.
+    assert_eq!(
+        page.matches("<figure class=\"plot\"").count(),
+        2 * 2 + 2 * 4
+    );
+    assert!(page.contains("<table class=\"report\">"));
+    assert!(page.contains("python3 leaky"));
+}
+
+/// The browser the page test uses: `PERF_CHROMIUM`, else `chromium` or `chromium-browser`
+/// on the PATH.
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PERF_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|d| [d.join("chromium"), d.join("chromium-browser")])
+        .find(|p| p.is_file())
+}
+
+/// Runs headless chromium with `args` on `page` in a fresh profile, killed after a minute.
+fn headless(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> Output {
+    let child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if wait
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            // Still running after a minute: end it (our own child, by pid).
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    });
+    let out = child.wait_with_output().expect("wait for chromium");
+    let _ = done.send(());
+    out
+}
+
+#[test]
+fn report_page_renders_in_a_real_browser() {
+    let required = std::env::var_os("PERF_REQUIRE_BROWSER").is_some_and(|v| v == "1");
+    let Some(browser) = chromium() else {
+        assert!(
+            !required,
+            "PERF_REQUIRE_BROWSER=1 but no chromium on the PATH"
+        );
+        println!("skipped: no chromium on the PATH (install Debian's chromium to run this test)");
+        return;
+    };
+    let dir = fixed_dir();
+    let trends = trend_dir();
+    let page = dir.path().join("report.html");
+    ok(&run(&[
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        "--name",
+        "flex-a",
+        "--name",
+        "flex-b",
+        dir.path().to_str().unwrap(),
+        trends.path().to_str().unwrap(),
+    ]));
+    let profile = dir.path().join("profile");
+
+    // The DOM after the page's script ran: every chart laid out, the tables there, no
+    // script error.
+    let out = headless(&browser, &profile, &["--dump-dom"], &page);
+    let dom = text(&out.stdout);
+    let body = dom
+        .split("<body")
+        .nth(1)
+        .and_then(|b| b.split('>').next())
+        .unwrap_or_else(|| panic!("no body in the DOM:\n{dom}\nstderr:\n{}", text(&out.stderr)));
+    let charts = std::fs::read_to_string(&page)
+        .unwrap()
+        .matches("<figure class=\"plot\"")
+        .count();
+    assert_eq!(charts, 2 * 2 + 2 * 4);
+    assert!(body.contains("data-checked=\"yes\""), "{body}");
+    assert!(
+        body.contains(&format!("data-plots-rendered=\"{charts}\"")),
+        "{body}"
+    );
+    assert!(body.contains("data-script-errors=\"0\""), "{body}");
+    assert!(body.contains("data-tables-rendered=\"2\""), "{body}");
+    assert!(dom.contains("<svg"), "no SVG in the DOM");
+    assert!(dom.contains("python3 leaky") && dom.contains("CALIBRATING"));
+
+    // A screenshot next to the test output, to look at.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    let out = headless(
+        &browser,
+        &profile,
+        &[&arg, "--window-size=1400,2400"],
+        &page,
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot at {}: {e}\nstderr:\n{}",
+            shot.display(),
+            text(&out.stderr)
+        )
+    });
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    println!("screenshot: {}", shot.display());
+}

@@ -56,6 +56,16 @@ impl Table {
         self
     }
 
+    /// The header row, then the data rows (for renderers other than text, e.g. HTML).
+    pub fn cells(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
+    /// Each column's alignment.
+    pub fn aligns(&self) -> &[Align] {
+        &self.align
+    }
+
     /// Data rows so far (the header not counted).
     pub fn len(&self) -> usize {
         self.rows.len() - 1
