@@ -701,38 +701,21 @@ fn chromium() -> Option<PathBuf> {
 
 /// Runs headless chromium with `args` on `page` in a fresh profile, killed after a minute.
 fn headless(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> Output {
-    let child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let pid = child.id();
-    let (done, wait) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if wait
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .is_err()
-        {
-            // Still running after a minute: end it (our own child, by pid).
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait for chromium");
-    let _ = done.send(());
-    out
+    let mut cmd = Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(format!("file://{}", page.display()))
+    .stdin(std::process::Stdio::null());
+    perf_testkit::command::output_within(cmd, std::time::Duration::from_secs(60))
 }
 
 #[test]
