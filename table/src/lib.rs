@@ -29,10 +29,15 @@
 /// default).
 pub const DEFAULT_STORAGE_DIR: &str = "/data/performance_metrics_data";
 
+pub mod archive;
 mod float;
 mod row;
+pub mod safe_file;
 mod table;
 
+pub use archive::{Rotation, Segment};
 pub use float::write_python_float;
-pub use row::Row;
-pub use table::{TableError, TableFile, TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE};
+pub use row::{next_row_end, Row};
+pub use table::{
+    ExternalChange, TableError, TableFile, TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE,
+};

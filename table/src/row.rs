@@ -69,13 +69,42 @@ impl<'a> Row<'a> {
     }
 }
 
+/// Where the first row in `rows` ends (one past its `\n`), or `None` if no row is complete.
+///
+/// A line break inside a quoted field (a command-line argument holding CR LF) is part of
+/// the field, not the end of the row: every `"` toggles "inside a field" (a doubled `""`
+/// toggles twice), and only a `\n` outside one ends the row. So rows built by [`Row`] are
+/// never split.
+pub fn next_row_end(rows: &[u8]) -> Option<usize> {
+    let mut quoted = false;
+    for (i, &b) in rows.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn memchr_quote(bytes: &[u8]) -> bool {
     bytes.contains(&b'"')
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Row;
+    use super::{next_row_end, Row};
+
+    #[test]
+    fn a_line_break_inside_a_field_does_not_end_the_row() {
+        let mut buf = Vec::new();
+        Row::new(&mut buf).uint(1).str("a\r\nb \"q\"\r\n").end();
+        let first = buf.len();
+        Row::new(&mut buf).uint(2).str("c").end();
+        assert_eq!(next_row_end(&buf), Some(first));
+        assert_eq!(next_row_end(&buf[first..]), Some(buf.len() - first));
+        assert_eq!(next_row_end(&buf[..first - 1]), None);
+    }
 
     proptest::proptest! {
         /// The csv crate configured as Python's QUOTE_ALL writer is the oracle.

@@ -2,8 +2,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::archive;
+use crate::safe_file;
 
 /// The name and columns of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,12 @@ pub enum TableError {
         len: u64,
         source: io::Error,
     },
+    /// Moving the live file to a numbered rotated file failed.
+    #[error("cannot rotate {path}: {source}")]
+    Rotate { path: PathBuf, source: io::Error },
+    /// Compressing, listing or removing rotated files failed.
+    #[error("cannot archive {path}: {source}")]
+    Archive { path: PathBuf, source: io::Error },
 }
 
 impl TableError {
@@ -69,28 +78,57 @@ impl TableError {
             | TableError::Open { source, .. }
             | TableError::Write { source, .. }
             | TableError::Sync { source, .. }
-            | TableError::Truncate { source, .. } => source,
+            | TableError::Truncate { source, .. }
+            | TableError::Rotate { source, .. }
+            | TableError::Archive { source, .. } => source,
         }
     }
 }
 
-/// An open table: appends whole rows, never leaves half a row behind after an error.
+/// What someone else did to the data file since this writer last looked. Each change is
+/// logged once, when it is found, and never leaves a hole or overwrites a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalChange {
+    /// The path no longer names the open file: it was renamed away (`mv` rotation, as
+    /// logrotate does without `copytruncate`) or removed. The writer now appends to the
+    /// file at the path, created empty if there is none.
+    Replaced,
+    /// The same file is shorter than what was written to it (`copytruncate`, `truncate -s`).
+    /// Appends continue at its real end.
+    Shrunk { from: u64, to: u64 },
+    /// The same file is longer than what was written to it: someone else appended.
+    /// Appends continue after their bytes.
+    Grew { from: u64, to: u64 },
+}
+
+/// An open table: appends whole rows, never leaves half a row behind after an error, and
+/// never leaves a hole when someone else cuts or replaces the file.
 ///
-/// The writer is the only one appending to the file (the daemons hold their own locks), so
-/// it tracks the length itself and writes at that offset. A failed write is cut back to the
-/// last complete append; if even that fails (read-only storage), the cut is retried before
-/// the next append.
+/// The file is opened with `O_APPEND`, so every write lands at the file's real end. The
+/// writer also remembers the length it expects (the end of its last complete append, which
+/// the drainer records in its checkpoint) and compares it with the file before every
+/// append: a file cut by `copytruncate` is noticed, logged once, and appended to at its
+/// new end. [`TableFile::follow`] also notices a file renamed away or removed and reopens
+/// the path. A failed write is cut back to the last complete append; if even that fails
+/// (read-only storage), the cut is retried before the next append.
 #[derive(Debug)]
 pub struct TableFile {
     file: File,
+    dir: PathBuf,
+    spec: TableSpec,
     path: PathBuf,
     len: u64,
+    dev: u64,
+    ino: u64,
     /// Bytes past `len` may be on disk from a failed write and must be cut first.
     dirty_tail: bool,
 }
 
 impl TableFile {
     /// Opens (creating as needed) the storage directory, the header sidecar and the data file.
+    ///
+    /// The data file is never followed through a symbolic link and must be a regular file
+    /// (a FIFO planted at its name is refused rather than blocking the daemon).
     pub fn open(dir: &Path, spec: &TableSpec) -> Result<TableFile, TableError> {
         fs::create_dir_all(dir).map_err(|source| TableError::CreateDir {
             path: dir.to_path_buf(),
@@ -98,28 +136,28 @@ impl TableFile {
         })?;
         write_headers(dir, spec)?;
         let path = dir.join(spec.name);
+        let err = |source| TableError::Open {
+            path: path.clone(),
+            source,
+        };
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .append(true)
             .create(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(safe_file::FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&path)
-            .map_err(|source| TableError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let len = file
-            .metadata()
-            .map_err(|source| TableError::Open {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+            .map_err(err)?;
+        safe_file::ensure_regular(&file).map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
         Ok(TableFile {
             file,
+            dir: dir.to_path_buf(),
+            spec: *spec,
             path,
-            len,
+            len: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
             dirty_tail: false,
         })
     }
@@ -127,6 +165,21 @@ impl TableFile {
     /// Path of the data file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The storage directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Which table this is.
+    pub fn spec(&self) -> TableSpec {
+        self.spec
+    }
+
+    /// Device and inode of the open data file (the drainer's checkpoint records them).
+    pub fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
     }
 
     /// Length of the data file in bytes: everything appended successfully.
@@ -139,12 +192,91 @@ impl TableFile {
         self.len == 0
     }
 
-    /// Appends complete rows (as built by [`crate::Row`]). On error nothing of `rows` stays.
-    pub fn append(&mut self, rows: &[u8]) -> Result<(), TableError> {
+    /// Makes the writer agree with the data file at its path again, after whatever someone
+    /// else did to it: a file renamed away or removed is replaced by the file at the path
+    /// (created if missing); a file cut or grown is appended to at its real end.
+    ///
+    /// Returns what changed (already logged), so a caller that records the file's length
+    /// (the drainer's checkpoint) can record the new one before appending.
+    pub fn follow(&mut self) -> Result<Option<ExternalChange>, TableError> {
+        let same = match fs::symlink_metadata(&self.path) {
+            Ok(m) => m.is_file() && (m.dev(), m.ino()) == (self.dev, self.ino),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(source) => {
+                return Err(TableError::Open {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        if same {
+            return self.resync();
+        }
+        let reopened = TableFile::open(&self.dir, &self.spec)?;
+        log::warn!(
+            "{} was moved away or removed under this writer (after {} bytes); writing to the file now at that path ({} bytes)",
+            self.path.display(),
+            self.len,
+            reopened.len
+        );
+        *self = reopened;
+        Ok(Some(ExternalChange::Replaced))
+    }
+
+    /// Compares the remembered length with the open file's and adopts the file's.
+    fn resync(&mut self) -> Result<Option<ExternalChange>, TableError> {
         if self.dirty_tail {
             self.truncate(self.len)?;
         }
-        if let Err(source) = self.file.write_all_at(rows, self.len) {
+        let size = self.size()?;
+        let change = match size.cmp(&self.len) {
+            std::cmp::Ordering::Equal => return Ok(None),
+            std::cmp::Ordering::Less => {
+                log::warn!(
+                    "{} shrank from {} to {} bytes under this writer (cut by someone else, e.g. logrotate copytruncate); appending at its end",
+                    self.path.display(),
+                    self.len,
+                    size
+                );
+                ExternalChange::Shrunk {
+                    from: self.len,
+                    to: size,
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                log::warn!(
+                    "{} grew from {} to {} bytes under this writer (someone else appended); appending after it",
+                    self.path.display(),
+                    self.len,
+                    size
+                );
+                ExternalChange::Grew {
+                    from: self.len,
+                    to: size,
+                }
+            }
+        };
+        self.len = size;
+        Ok(Some(change))
+    }
+
+    fn size(&self) -> Result<u64, TableError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|source| TableError::Open {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Appends complete rows (as built by [`crate::Row`]). On error nothing of `rows` stays.
+    ///
+    /// A file cut or grown by someone else since the last append is noticed first (logged
+    /// once) and appended to at its real end, never at the remembered length.
+    pub fn append(&mut self, rows: &[u8]) -> Result<(), TableError> {
+        self.resync()?;
+        if let Err(source) = (&self.file).write_all(rows) {
             self.dirty_tail = true;
             // Best effort now; if it fails the next append retries it first.
             let _ = self.truncate(self.len);
@@ -166,37 +298,72 @@ impl TableFile {
     }
 
     /// Cuts the data file back to `len` bytes (used to return to a checkpoint).
+    ///
+    /// Never lengthens it: a file already shorter (cut by someone else) is left as it is
+    /// and its real length adopted, since extending it would write a hole of NUL bytes.
     pub fn truncate(&mut self, len: u64) -> Result<(), TableError> {
-        self.file
-            .set_len(len)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| TableError::Truncate {
-                path: self.path.clone(),
-                len,
-                source,
-            })?;
-        self.len = len;
+        let err = |source| TableError::Truncate {
+            path: self.path.clone(),
+            len,
+            source,
+        };
+        let size = self.file.metadata().map(|m| m.len()).map_err(err)?;
+        if size > len {
+            self.file
+                .set_len(len)
+                .and_then(|()| self.file.sync_data())
+                .map_err(err)?;
+            self.len = len;
+        } else {
+            if size < len {
+                log::warn!(
+                    "{} is {} bytes, shorter than the {} it should be cut back to (cut by someone else); keeping it as it is",
+                    self.path.display(),
+                    size,
+                    len
+                );
+            }
+            self.len = size;
+        }
         self.dirty_tail = false;
         Ok(())
+    }
+
+    /// First step of a rotation: moves the live file to the next numbered name
+    /// (`<name>.<seq>`, see [`crate::archive`]) and starts a new, empty live file at the
+    /// path. Returns the number. Both renames are durable when this returns.
+    ///
+    /// Compressing and pruning are separate steps ([`archive::settle`]) so that a caller
+    /// with its own transaction (the drainer's checkpoint) can record the new live file in
+    /// between. Everything appended so far should be synced first.
+    pub fn rotate(&mut self) -> Result<u64, TableError> {
+        self.follow()?;
+        let path = self.path.clone();
+        let rotate_err = |source| TableError::Rotate {
+            path: path.clone(),
+            source,
+        };
+        let seq = archive::next_seq(&self.dir, &self.spec)?;
+        let target = archive::segment_path(&self.dir, &self.spec, seq, false);
+        archive::rename_no_replace(&self.path, &target).map_err(rotate_err)?;
+        safe_file::sync_dir(&self.dir).map_err(rotate_err)?;
+        *self = TableFile::open(&self.dir, &self.spec)?;
+        safe_file::sync_dir(&self.dir).map_err(rotate_err)?;
+        log::info!("rotated {} to {}", self.path.display(), target.display());
+        Ok(seq)
     }
 }
 
 /// The sidecar holds the column names joined by `,`, without a newline. It is replaced
 /// atomically, and only when its content differs, so readers never see a half-written one.
+/// A link at either name is replaced, never followed (see [`safe_file`]).
 fn write_headers(dir: &Path, spec: &TableSpec) -> Result<(), TableError> {
     let path = dir.join(format!("{}_headers", spec.name));
     let content = spec.columns.join(",");
-    if fs::read(&path).is_ok_and(|existing| existing == content.as_bytes()) {
+    if safe_file::read(&path).is_ok_and(|existing| existing == content.as_bytes()) {
         return Ok(());
     }
-    let err = |source| TableError::Headers {
-        path: path.clone(),
-        source,
-    };
     let tmp = dir.join(format!(".{}_headers.tmp", spec.name));
-    let mut file = File::create(&tmp).map_err(err)?;
-    file.write_all(content.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&tmp, &path).map_err(err)?;
-    Ok(())
+    safe_file::replace(dir, &tmp, &path, content.as_bytes())
+        .map_err(|source| TableError::Headers { path, source })
 }
