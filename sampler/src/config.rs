@@ -15,6 +15,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use log::LevelFilter;
 
+use perf_table::Rotation;
+
 use crate::fnmatch::Pattern;
 
 /// `true`/`false`, any case; default false.
@@ -27,6 +29,11 @@ pub const REFRESH_INTERVAL_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_REFRESH_INTER
 pub const STORAGE_DIR_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_STORAGE_DIR";
 /// Python level name; default INFO.
 pub const LOGGING_LEVEL_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_LOGGING_LEVEL";
+/// Size cap of the live `system_resource_data` (e.g. `16M`); unset or `0`: unbounded.
+/// Not a Python tracker variable: the Python tracker never rotated.
+pub const MAX_FILE_SIZE_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_MAX_FILE_SIZE";
+/// Rotated files kept when the size is capped; default [`DEFAULT_ROTATED_FILES`].
+pub const ROTATED_FILES_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_ROTATED_FILES";
 
 /// Serve `GET /metrics` on this address; unset: off. Not a Python tracker variable.
 pub const METRICS_LISTEN_VAR: &str = "OT_SYSTEM_RESOURCE_TRACKER_METRICS_LISTEN";
@@ -41,6 +48,8 @@ pub const DEFAULT_REFRESH_INTERVAL: f64 = 10.0;
 pub const DEFAULT_STORAGE_DIR: &str = "/data/performance_metrics_data/";
 /// The Python tracker's default logging level.
 pub const DEFAULT_LOGGING_LEVEL: &str = "INFO";
+/// Rotated files kept unless configured.
+pub const DEFAULT_ROTATED_FILES: usize = 8;
 
 /// Command line of `system-resource-tracker`. Every setting falls back to its environment
 /// variable, then to the Python tracker's default.
@@ -75,6 +84,16 @@ pub struct Cli {
     /// Python logging level name: DEBUG, INFO, WARNING, ERROR, CRITICAL (any case) [default: INFO]
     #[arg(long, env = LOGGING_LEVEL_VAR, value_name = "LEVEL")]
     pub logging_level: Option<OsString>,
+
+    /// Rotate system_resource_data before it grows past this size: a whole number of
+    /// bytes, or with K, M or G (powers of 1024), e.g. 16M; 0 means unbounded. Older rows
+    /// move to numbered gzip files beside it [default: unbounded]
+    #[arg(long, env = MAX_FILE_SIZE_VAR, value_name = "SIZE")]
+    pub max_file_size: Option<OsString>,
+
+    /// Rotated files to keep when --max-file-size is set; older ones are removed [default: 8]
+    #[arg(long, env = ROTATED_FILES_VAR, value_name = "N")]
+    pub rotated_files: Option<OsString>,
 
     /// Take one sample, write it and exit (for scripts and tests); no systemd notifications
     #[arg(long)]
@@ -118,6 +137,12 @@ pub enum ConfigError {
     /// Not a file path.
     #[error("{name} must be the path of a file, got {value:?}")]
     MetricsTextfile { name: String, value: String },
+    /// Not a size.
+    #[error("{name} must be a size in bytes, optionally with K, M or G (e.g. 16M), or 0 for unbounded, got {value:?}")]
+    MaxFileSize { name: String, value: String },
+    /// Not a count.
+    #[error("{name} must be a whole number of files, got {value:?}")]
+    RotatedFiles { name: String, value: String },
     /// Unknown level name.
     #[error(
         "{name} must be one of CRITICAL, FATAL, ERROR, WARNING, WARN, INFO, DEBUG, NOTSET (any case), got {value:?}"
@@ -155,6 +180,8 @@ pub struct Config {
     pub once: bool,
     /// Where to expose the metrics for Prometheus (off unless set).
     pub metrics: perf_daemon::metrics::Settings,
+    /// Size cap and rotated files kept; `None`: unbounded, as the Python tracker.
+    pub rotation: Option<Rotation>,
 }
 
 impl fmt::Display for Config {
@@ -162,14 +189,18 @@ impl fmt::Display for Config {
         let filters: Vec<&str> = self.process_filters.iter().map(Pattern::as_str).collect();
         write!(
             f,
-            "enabled={} process_filters={:?} refresh_interval={}s storage_dir={} logging_level={} once={}",
+            "enabled={} process_filters={:?} refresh_interval={}s storage_dir={} logging_level={} once={} ",
             self.enabled,
             filters,
             self.refresh_interval.as_secs_f64(),
             self.storage_dir.display(),
             self.logging_level_name,
             self.once
-        )
+        )?;
+        match self.rotation {
+            Some(r) => write!(f, "max_file_size={} rotated_files={}", r.max_bytes, r.keep),
+            None => write!(f, "max_file_size=unbounded"),
+        }
     }
 }
 
@@ -223,6 +254,10 @@ impl Config {
                 METRICS_TEXTFILE_VAR,
                 cli.metrics_textfile,
             ),
+        )?
+        .with_rotation(
+            r("max_file_size", MAX_FILE_SIZE_VAR, cli.max_file_size),
+            r("rotated_files", ROTATED_FILES_VAR, cli.rotated_files),
         )?)
     }
 
@@ -275,6 +310,7 @@ impl Config {
             logging_level_name,
             once,
             metrics: perf_daemon::metrics::Settings::default(),
+            rotation: None,
         })
     }
 
@@ -305,6 +341,38 @@ impl Config {
         }
         Ok(self)
     }
+
+    fn with_rotation(
+        mut self,
+        max_file_size: Option<Raw>,
+        rotated_files: Option<Raw>,
+    ) -> Result<Config, ConfigError> {
+        let keep = match rotated_files {
+            Some(r) => parse_rotated_files(&r.name, &r.text())?,
+            None => DEFAULT_ROTATED_FILES,
+        };
+        if let Some(r) = max_file_size {
+            let max_bytes = parse_max_file_size(&r.name, &r.text())?;
+            self.rotation = (max_bytes > 0).then_some(Rotation { max_bytes, keep });
+        }
+        Ok(self)
+    }
+}
+
+/// A size as [`perf_table::archive::parse_size`] reads it; 0 is unbounded.
+pub fn parse_max_file_size(name: &str, value: &str) -> Result<u64, ConfigError> {
+    perf_table::archive::parse_size(value).ok_or_else(|| ConfigError::MaxFileSize {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// A whole number of files (0 keeps none: rotation then discards old rows).
+pub fn parse_rotated_files(name: &str, value: &str) -> Result<usize, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::RotatedFiles {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
 }
 
 /// `true` or `false`, any case (`value.lower() in ("true", "false")`).
@@ -459,10 +527,46 @@ mod tests {
         let c = Config::from_args(["x", "--refresh-interval", "2.5", "--enabled", "TRUE"]).unwrap();
         assert!(c.enabled);
         assert_eq!(c.refresh_interval, Duration::from_millis(2500));
+        assert!(
+            c.rotation.is_none(),
+            "unbounded unless asked, as the Python tracker"
+        );
         let e = Config::from_args(["x", "--storage-dir", "rel"]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--storage-dir must be an absolute path to a directory, got \"rel\""
         );
+    }
+
+    #[test]
+    fn rotation_settings() {
+        let c = Config::from_args(["x", "--max-file-size", "16M"]).unwrap();
+        assert_eq!(
+            c.rotation,
+            Some(Rotation {
+                max_bytes: 16 << 20,
+                keep: DEFAULT_ROTATED_FILES
+            })
+        );
+        let c =
+            Config::from_args(["x", "--max-file-size", "4096", "--rotated-files", "0"]).unwrap();
+        assert_eq!(
+            c.rotation,
+            Some(Rotation {
+                max_bytes: 4096,
+                keep: 0
+            })
+        );
+        let c = Config::from_args(["x", "--max-file-size", "0"]).unwrap();
+        assert!(c.rotation.is_none());
+        let e = Config::from_args(["x", "--max-file-size", "lots"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--max-file-size must be a size in bytes, optionally with K, M or G (e.g. 16M), or 0 for unbounded, got \"lots\""
+        );
+        let e = Config::from_args(["x", "--rotated-files", "many"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--rotated-files must be a whole number"));
     }
 }

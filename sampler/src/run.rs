@@ -62,7 +62,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     let info = SystemInfo::read()?;
     log::debug!("system: {info:?}");
     let mut sampler = Sampler::new(config.process_filters.clone(), info);
-    let mut storage = Storage::new(&config.storage_dir);
+    let mut storage = Storage::new(&config.storage_dir).with_rotation(config.rotation);
 
     if config.once {
         let mut rows = Vec::with_capacity(8192);
