@@ -8,9 +8,8 @@
 //! read again from its position.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -108,12 +107,20 @@ impl Checkpoint {
     /// come twice, which beats never draining again.
     pub fn load(storage_dir: &Path) -> Result<Checkpoint, CheckpointError> {
         let path = storage_dir.join(FILE_NAME);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        // Never through a link, never blocking on a FIFO planted at the name.
+        let parsed = match perf_table::safe_file::read(&path) {
+            Ok(bytes) => Self::parse(&bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoint::new()),
+            // A link or a FIFO in its place was planted: set it aside like garbage.
+            Err(e)
+                if e.raw_os_error() == Some(libc::ELOOP)
+                    || e.kind() == io::ErrorKind::InvalidInput =>
+            {
+                Err(format!("{e}: only a regular file is read"))
+            }
             Err(source) => return Err(CheckpointError::Read { path, source }),
         };
-        match Self::parse(&bytes) {
+        match parsed {
             Ok(ckpt) => Ok(ckpt),
             Err(why) => {
                 let aside = storage_dir.join(CORRUPT_NAME);
@@ -133,7 +140,7 @@ impl Checkpoint {
 
     /// Loads without side effects (for `status`): `None` when missing or unusable.
     pub fn peek(storage_dir: &Path) -> Option<Checkpoint> {
-        let bytes = fs::read(storage_dir.join(FILE_NAME)).ok()?;
+        let bytes = perf_table::safe_file::read(&storage_dir.join(FILE_NAME)).ok()?;
         Self::parse(&bytes).ok()
     }
 
@@ -152,31 +159,14 @@ impl Checkpoint {
     pub fn store(&self, storage_dir: &Path) -> Result<(), CheckpointError> {
         let path = storage_dir.join(FILE_NAME);
         let tmp = storage_dir.join(TMP_NAME);
-        let err = |source| CheckpointError::Write {
-            path: path.clone(),
-            source,
-        };
         // Serialising a plain struct of numbers and strings cannot fail.
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_data()?;
-            fs::rename(&tmp, &path)?;
-            // The rename is durable only once the directory is.
-            File::open(storage_dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(err)
+        // The temporary is unlinked and created exclusively: a link planted at its name
+        // (symbolic or hard) is removed, never written through. The rename and the
+        // directory are synced.
+        perf_table::safe_file::replace(storage_dir, &tmp, &path, &bytes)
+            .map_err(|source| CheckpointError::Write { path, source })
     }
 }
 
@@ -236,5 +226,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let tmp = dir.path().join(TMP_NAME);
+        // A hard link: O_TRUNC without O_EXCL truncated and overwrote the victim.
+        fs::hard_link(&victim, &tmp).unwrap();
+        Checkpoint::new().store(dir.path()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // A symbolic link: O_NOFOLLOW alone refused it, so checkpoints failed for good.
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        Checkpoint::new().store(dir.path()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+    }
+
+    #[test]
+    fn a_fifo_or_link_at_the_checkpoint_does_not_hang_or_leak_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Checkpoint::load(&d).unwrap());
+        });
+        let loaded = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("loading a FIFO checkpoint blocked");
+        assert_eq!(loaded, Checkpoint::new());
+        assert!(!path.exists(), "the FIFO is moved aside");
+        assert_eq!(Checkpoint::peek(dir.path()), None);
+
+        let secret = dir.path().join("secret");
+        let mut other = Checkpoint::new();
+        other.csv = Some(CsvState::default());
+        fs::write(&secret, serde_json::to_vec(&other).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        assert_eq!(Checkpoint::peek(dir.path()), None);
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Checkpoint::new());
+        assert!(!path.exists(), "the link is moved aside");
+        assert!(secret.exists());
     }
 }

@@ -80,11 +80,12 @@ impl Store {
         self.table = None;
     }
 
-    /// Opens the CSV if needed (see [`Store::reconcile`]) and makes sure it ends where the
-    /// checkpoint says.
+    /// Opens the CSV if needed (see [`Store::reconcile`]), follows it through someone
+    /// else's rotation (see [`Store::follow`]) and makes sure it ends where the checkpoint
+    /// says.
     pub(crate) fn open_table(&mut self) -> Result<&mut TableFile, StorageError> {
         let open = match self.table.take() {
-            Some(open) => open,
+            Some(open) => self.follow(open)?,
             None => self.reconcile()?,
         };
         let open = self.table.insert(open);
@@ -148,6 +149,27 @@ impl Store {
         Ok(OpenTable { file, dev, ino })
     }
 
+    /// The CSV stays open for a whole cycle, which can be long under load (or `once` on a
+    /// full ring directory). If logrotate cut it (`copytruncate`) or moved it away (`mv`,
+    /// `create`) meanwhile, appends go to the file at the path, at its real end
+    /// ([`TableFile::follow`]), and the new identity and length are made durable first,
+    /// exactly as when the file is opened: a kill after the next append then cuts back to
+    /// the new length instead of keeping rows the rings will give again.
+    fn follow(&mut self, mut open: OpenTable) -> Result<OpenTable, StorageError> {
+        if open.file.follow()?.is_some() {
+            (open.dev, open.ino) = open.file.identity();
+            let mut next = self.ckpt.clone();
+            next.csv = Some(CsvState {
+                len: open.file.len(),
+                dev: open.dev,
+                ino: open.ino,
+            });
+            next.store(&self.dir)?;
+            self.ckpt = next;
+        }
+        Ok(open)
+    }
+
     /// Makes a round durable: `rows` appended and synced, then the checkpoint with
     /// `entries` (every ring drained, keyed by id).
     pub(crate) fn commit(
@@ -186,5 +208,97 @@ impl Store {
                 let _ = open.file.truncate(csv.len);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(dir: &Path) -> Vec<u8> {
+        std::fs::read(dir.join(ROBOT_ACTIVITY.name)).unwrap()
+    }
+
+    fn copytruncate(dir: &Path, to: &str) {
+        let live = dir.join(ROBOT_ACTIVITY.name);
+        std::fs::copy(&live, dir.join(to)).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&live)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    fn commit(store: &mut Store, rows: &[u8]) {
+        store
+            .commit(rows, std::iter::empty(), &mut Failpoint::default())
+            .unwrap();
+    }
+
+    const A: &[u8] = b"\"A\",\"1\",\"1\"\r\n";
+    const B: &[u8] = b"\"B\",\"2\",\"2\"\r\n";
+
+    #[test]
+    fn copytruncate_during_a_cycle_leaves_no_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::load(dir.path()).unwrap();
+        commit(&mut store, A);
+        copytruncate(dir.path(), "copy");
+        commit(&mut store, B);
+        assert_eq!(csv(dir.path()), B);
+        assert_eq!(std::fs::read(dir.path().join("copy")).unwrap(), A);
+        let ckpt = Checkpoint::load(dir.path()).unwrap();
+        assert_eq!(ckpt.csv.unwrap().len, B.len() as u64);
+    }
+
+    #[test]
+    fn a_kill_after_appending_to_a_copytruncated_file_cuts_back_to_its_new_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::load(dir.path()).unwrap();
+        commit(&mut store, A);
+        copytruncate(dir.path(), "copy");
+        // The next round gets as far as the append, then the process dies.
+        store.open_table().unwrap().append(B).unwrap();
+        drop(store);
+        // On restart B is cut away (its records are read from the rings again); had the
+        // checkpoint still said A's length, the shorter file would be kept as it is and B
+        // would land twice.
+        let mut store = Store::load(dir.path()).unwrap();
+        store.open_table().unwrap();
+        assert_eq!(csv(dir.path()), b"");
+        commit(&mut store, B);
+        assert_eq!(csv(dir.path()), B);
+    }
+
+    #[test]
+    fn rename_rotation_during_a_cycle_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(ROBOT_ACTIVITY.name);
+        let mut store = Store::load(dir.path()).unwrap();
+        commit(&mut store, A);
+        std::fs::rename(&live, dir.path().join("moved")).unwrap();
+        std::fs::write(&live, b"").unwrap();
+        commit(&mut store, B);
+        assert_eq!(std::fs::read(dir.path().join("moved")).unwrap(), A);
+        assert_eq!(csv(dir.path()), B);
+        let ckpt = Checkpoint::load(dir.path()).unwrap().csv.unwrap();
+        let meta = std::fs::metadata(&live).unwrap();
+        assert_eq!((ckpt.dev, ckpt.ino), (meta.dev(), meta.ino()));
+        assert_eq!(ckpt.len, B.len() as u64);
+    }
+
+    #[test]
+    fn a_roll_back_after_copytruncate_writes_no_nul_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::load(dir.path()).unwrap();
+        commit(&mut store, A);
+        store.open_table().unwrap().append(B).unwrap();
+        copytruncate(dir.path(), "copy");
+        // The checkpoint failed: back to A's length, which the file no longer has.
+        store.roll_back();
+        assert!(!csv(dir.path()).contains(&0));
+        commit(&mut store, A);
+        assert_eq!(csv(dir.path()), A);
     }
 }

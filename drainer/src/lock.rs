@@ -48,7 +48,9 @@ impl StorageLock {
                 return Err(io_err(e));
             }
         }
-        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // Never through a link; never blocking on a FIFO planted at the name (opening one
+        // for writing would wait for a reader for ever).
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
         // Create it if needed, but hold it open read-only: `flock` needs no write access,
         // and a descriptor open for writing would keep the storage from being remounted
         // read-only (EBUSY) for as long as the daemon runs.
@@ -69,6 +71,7 @@ impl StorageLock {
             .custom_flags(flags)
             .open(&path)
             .map_err(io_err)?;
+        perf_table::safe_file::ensure_regular(&file).map_err(io_err)?;
         // SAFETY: the descriptor is owned by `file` and open for the whole call.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -82,13 +85,10 @@ impl StorageLock {
                 io_err(e)
             });
         }
-        // For humans: who holds it. Best effort (read-only storage, full disk).
-        let _ = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .custom_flags(flags)
-            .open(&path)
-            .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        // For humans: who holds it. Best effort (read-only storage, full disk), and only
+        // into the very file locked, when no other name links to it: a hard link planted
+        // at the lock's name must not get another file truncated and overwritten.
+        let _ = write_pid(&file, &path, flags);
         Ok(StorageLock { _file: file, path })
     }
 
@@ -96,6 +96,23 @@ impl StorageLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn write_pid(locked: &File, path: &Path, flags: i32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let (ours, now) = (locked.metadata()?, f.metadata()?);
+    if (ours.dev(), ours.ino()) != (now.dev(), now.ino()) || now.nlink() != 1 || !now.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the lock file has other names; not writing to it",
+        ));
+    }
+    f.set_len(0)?;
+    f.write_all(format!("{}\n", std::process::id()).as_bytes())
 }
 
 #[cfg(test)]
@@ -112,5 +129,45 @@ mod tests {
         assert!(err.to_string().contains("another perf-drainer"), "{err}");
         drop(first);
         StorageLock::acquire(&storage).unwrap();
+    }
+
+    #[test]
+    fn a_hard_link_planted_at_the_lock_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::hard_link(&victim, dir.path().join(FILE_NAME)).unwrap();
+        let _lock = StorageLock::acquire(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_fifo_at_the_lock_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                StorageLock::acquire(&d)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("taking a FIFO as the lock blocked");
+        assert!(result.is_err(), "{result:?}");
+    }
+
+    #[test]
+    fn the_pid_is_written_for_humans() {
+        let dir = tempfile::tempdir().unwrap();
+        let _lock = StorageLock::acquire(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            format!("{}\n", std::process::id())
+        );
     }
 }
