@@ -8,7 +8,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use util::{marker, rows, sh, wait_for, Reaped, BIN};
+use util::{marker, rows, sh, wait_until, Reaped, BIN};
+
+fn wait_for(secs: u64, cond: impl FnMut() -> bool) -> bool {
+    wait_until(std::time::Duration::from_secs(secs), cond)
+}
 
 fn spawn(dir: &Path, filter: &str, extra: &[&str]) -> Reaped {
     Reaped(

@@ -213,6 +213,9 @@ impl TableFile {
             return self.resync();
         }
         let reopened = TableFile::open(&self.dir, &self.spec)?;
+        // Rows already appended to the old file (now under another name) stay durable
+        // there, as they would have here. Best effort: it may be gone for good.
+        let _ = self.file.sync_data();
         log::warn!(
             "{} was moved away or removed under this writer (after {} bytes); writing to the file now at that path ({} bytes)",
             self.path.display(),
@@ -338,6 +341,8 @@ impl TableFile {
     /// between. Everything appended so far should be synced first.
     pub fn rotate(&mut self) -> Result<u64, TableError> {
         self.follow()?;
+        // The numbered file is complete and durable before it leaves the live name.
+        self.sync()?;
         let path = self.path.clone();
         let rotate_err = |source| TableError::Rotate {
             path: path.clone(),
