@@ -24,12 +24,33 @@ port ?= 31950
 
 # --- building -----------------------------------------------------------------------------
 CARGO ?= cargo
-RUSTC ?= rustc
 flex_target ?= aarch64-unknown-linux-gnu
 flex_linker ?= aarch64-linux-gnu-gcc
+# The cross compiler. rustup cannot always fetch an aarch64 standard library; Debian's
+# rustc-web with libstd-rust-web-dev:arm64 brings one. Host builds keep the rustup rustc:
+# only the cross build is run with RUSTC=$(flex_rustc), in a target dir of its own.
+flex_rustc ?= $(firstword $(wildcard /usr/bin/rustc) rustc)
+# maturin builds the aarch64 wheel (pip install 'maturin>=1.5,<2').
+MATURIN ?= maturin
+# The robot's glibc is 2.35: maturin refuses a wheel that needs more, and so does the
+# test of the bundle for the binaries (tests/tests/flex_bundle.rs).
+flex_manylinux := manylinux_2_35
 cargo_target_dir := $(or $(CARGO_TARGET_DIR),target)
-flex_bin_dir = $(cargo_target_dir)/$(flex_target)/release
-binaries := perf-drainer system-resource-tracker
+flex_target_dir = $(abspath $(cargo_target_dir)/flex)
+# The `flex` profile (root Cargo.toml): release, stripped, thin LTO; target-cpu=cortex-a53
+# comes from .cargo/config.toml.
+flex_bin_dir = $(flex_target_dir)/$(flex_target)/flex
+flex_wheel_dir = $(flex_target_dir)/wheels
+binaries := perf-drainer system-resource-tracker perf-metrics perf-load
+flex_packages := -p perf-drainer -p perf-sampler -p perf-metrics -p perf-tests
+flex_version := $(shell sed -n 's/^version = "\(.*\)"/\1/p' cli/Cargo.toml | head -n 1)
+dist_dir ?= dist
+bundle_name = performance-metrics-flex-$(flex_version)
+bundle = $(dist_dir)/$(bundle_name).tar.gz
+flex_env = RUSTC=$(flex_rustc) CARGO_TARGET_DIR=$(flex_target_dir) \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(flex_linker)
+# One line naming what to install when the cross toolchain is missing.
+flex_apt := sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 
 # --- what goes where on the robot ---------------------------------------------------------
 # The root filesystem is read-only except while remounted; /data is writable.
@@ -41,8 +62,6 @@ data_dirs := /data/performance_metrics_data /data/performance_metrics_data_dev
 shm_dir := /dev/shm/performance_metrics
 # Which tracker unit push enables: system-resource-tracker or system-resource-tracker-dev.
 tracker ?= system-resource-tracker
-other_tracker = $(if $(filter system-resource-tracker-dev,$(tracker)),system-resource-tracker,system-resource-tracker-dev)
-services = perf-drainer $(tracker)
 
 # --- argument checks, before anything runs ------------------------------------------------
 host_targets := push set-performance-metrics-ff unset-performance-metrics-ff \
@@ -73,39 +92,41 @@ help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-30s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
 
 .PHONY: check-flex-toolchain
-check-flex-toolchain: ## Check that the aarch64 Rust target and linker are installed
+check-flex-toolchain: ## Check that the aarch64 Rust toolchain, linker and maturin are installed
 	@missing=0; \
-	if [ ! -d "$$($(RUSTC) --print sysroot)/lib/rustlib/$(flex_target)/lib" ]; then \
-		echo "error: the Rust standard library for $(flex_target) is not installed; run: rustup target add $(flex_target)" >&2; \
+	if ! sysroot=$$($(flex_rustc) --print sysroot 2>/dev/null) || [ ! -d "$$sysroot/lib/rustlib/$(flex_target)/lib" ]; then \
+		echo "error: no Rust standard library for $(flex_target) in $(flex_rustc); on Debian run: $(flex_apt) (or pass flex_rustc=<a rustc that has it>)" >&2; \
+		missing=1; \
+	elif ! command -v $(flex_linker) >/dev/null 2>&1; then \
+		echo "error: the linker $(flex_linker) is not installed; on Debian run: $(flex_apt) (or pass flex_linker=<your aarch64 gcc>)" >&2; \
 		missing=1; \
 	fi; \
-	if ! command -v $(flex_linker) >/dev/null 2>&1; then \
-		echo "error: the linker $(flex_linker) is not installed; on Debian/Ubuntu run: sudo apt-get install gcc-aarch64-linux-gnu (or pass flex_linker=<your aarch64 gcc>)" >&2; \
+	if ! $(MATURIN) --version >/dev/null 2>&1; then \
+		echo "error: $(MATURIN) is not installed; run: pip install 'maturin>=1.5,<2' (or pass MATURIN=<path>)" >&2; \
 		missing=1; \
 	fi; \
 	exit $$missing
 
 .PHONY: build-flex
-build-flex: check-flex-toolchain ## Release build of both daemons for the Flex (aarch64)
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(flex_linker) \
-		$(CARGO) build --release --locked --target $(flex_target) -p perf-drainer -p perf-sampler
-	@echo "built: $(addprefix $(flex_bin_dir)/,$(binaries))"
+build-flex: check-flex-toolchain ## Cross-build everything for the Flex (aarch64) into dist/performance-metrics-flex-<version>.tar.gz
+	$(flex_env) $(CARGO) build --locked --profile flex --target $(flex_target) $(flex_packages) --bins
+	rm -rf $(flex_wheel_dir)
+	cd python && $(flex_env) $(MATURIN) build --locked --profile flex --target $(flex_target) \
+		--compatibility $(flex_manylinux) --out $(abspath $(flex_wheel_dir))
+	sh packaging/build-bundle.sh $(flex_version) $(flex_bin_dir) $(flex_wheel_dir)/*.whl $(dist_dir) $(binaries)
+
+.PHONY: test-flex
+test-flex: check-flex-toolchain ## Cross-build and run the test suites under qemu-aarch64 (needs qemu-user, libc6:arm64)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /" $(flex_env) \
+		$(CARGO) test --locked --release --target $(flex_target) --workspace --exclude perf-python
 
 .PHONY: push
-push: build-flex ## Copy daemons and units to host=, enable and (re)start them (tracker=...-dev for the dev unit)
+push: build-flex ## Ship the bundle to host= and run its install script (tracker=...-dev for the dev unit)
 	ssh $(ssh_helper) root@$(host) 'rm -rf $(remote_stage) && mkdir -p $(remote_stage)'
-	scp $(scp_legacy) $(ssh_helper) $(addprefix $(flex_bin_dir)/,$(binaries)) $(addprefix systemd/,$(units)) root@$(host):$(remote_stage)/
-	ssh $(ssh_helper) root@$(host) 'set -e; $(remount_rw); \
-		mkdir -p $(remote_bin_dir); \
-		for b in $(binaries); do cp $(remote_stage)/$$b $(remote_bin_dir)/$$b.new; chmod 0755 $(remote_bin_dir)/$$b.new; mv -f $(remote_bin_dir)/$$b.new $(remote_bin_dir)/$$b; done; \
-		for u in $(units); do cp $(remote_stage)/$$u $(remote_unit_dir)/$$u; chmod 0644 $(remote_unit_dir)/$$u; done; \
-		systemctl daemon-reload; \
-		systemctl disable --quiet $(other_tracker) 2>/dev/null || true; \
-		systemctl enable --quiet $(services); \
-		$(remount_ro); \
-		rm -rf $(remote_stage); \
-		systemctl restart $(services); \
-		systemctl --no-pager --lines=0 status $(services) || true'
+	scp $(scp_legacy) $(ssh_helper) $(bundle) root@$(host):$(remote_stage)/
+	ssh $(ssh_helper) root@$(host) 'set -e; cd $(remote_stage); tar -xzf $(bundle_name).tar.gz; \
+		sh $(bundle_name)/install.sh --tracker $(tracker); \
+		cd /; rm -rf $(remote_stage)'
 
 # POST the robot's settings API: enablePerformanceMetrics = $(1).
 define set_ff
@@ -142,8 +163,15 @@ override-robot-version: ## Make host= report version=<v> so that the app accepts
 	ssh $(ssh_helper) root@$(host) 'systemctl restart opentrons-robot-server'
 
 .PHONY: cleanup-remote-flex
-cleanup-remote-flex: ## Stop, disable and remove daemons, units and data from host=; flag off
-	ssh $(ssh_helper) root@$(host) 'systemctl stop $(basename $(units)) 2>/dev/null; \
+# A bundle install is undone by the uninstall.sh it installed (which also puts back the
+# Python package it replaced); the inline removal is for installs from before the bundle.
+remote_uninstall := /opt/opentrons-performance-metrics/uninstall.sh
+
+.PHONY: cleanup-remote-flex
+cleanup-remote-flex: ## Stop, disable and remove daemons, units, Python package and data from host=; flag off
+	ssh $(ssh_helper) root@$(host) 'rm -rf $(remote_stage); \
+		if [ -f $(remote_uninstall) ]; then sh $(remote_uninstall) --purge-data || exit 1; else \
+		systemctl stop $(basename $(units)) 2>/dev/null; \
 		set -e; $(remount_rw); \
 		systemctl disable --quiet $(basename $(units)) 2>/dev/null || true; \
 		rm -f $(addprefix $(remote_unit_dir)/,$(units)); \
@@ -152,5 +180,5 @@ cleanup-remote-flex: ## Stop, disable and remove daemons, units and data from ho
 		systemctl daemon-reload; \
 		rm -rf $(data_dirs) $(shm_dir) $(remote_stage); \
 		for u in $(basename $(units)); do if systemctl is-active --quiet $$u; then echo "error: $$u is still active" >&2; exit 1; fi; done; \
-		echo "performance metrics removed"'
+		echo "performance metrics removed"; fi'
 	$(MAKE) --no-print-directory unset-performance-metrics-ff host=$(host) port=$(port)

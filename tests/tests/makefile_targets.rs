@@ -61,6 +61,9 @@ fn make(args: &[&str], path_prefix: Option<&Path>) -> Output {
         "ssh_opts",
         "flex_target",
         "flex_linker",
+        "flex_rustc",
+        "MATURIN",
+        "dist_dir",
         "CARGO_TARGET_DIR",
         "MAKEFLAGS",
         "MFLAGS",
@@ -190,18 +193,32 @@ fn an_unknown_tracker_is_refused() {
 // --- build-flex -----------------------------------------------------------------------------
 
 #[test]
-fn build_flex_cross_compiles_both_daemons_with_the_aarch64_linker() {
+fn build_flex_cross_compiles_everything_then_the_wheel_then_the_bundle() {
     if !tools_present() {
         return;
     }
-    let out = dry_run(&["build-flex"]);
+    // The toolchain check runs for real even under -n; point it at tools that exist.
+    let out = dry_run(&[
+        "build-flex",
+        "flex_rustc=rustc",
+        "flex_linker=cc",
+        "MATURIN=true",
+    ]);
     assert_in_order(
         &out,
         &[
-            "rustup target add aarch64-unknown-linux-gnu",
-            "gcc-aarch64-linux-gnu",
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc",
-            "cargo build --release --locked --target aarch64-unknown-linux-gnu -p perf-drainer -p perf-sampler",
+            "libstd-rust-web-dev:arm64",
+            "RUSTC=rustc CARGO_TARGET_DIR=",
+            "/target/flex",
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=cc",
+            "cargo build --locked --profile flex --target aarch64-unknown-linux-gnu \
+             -p perf-drainer -p perf-sampler -p perf-metrics -p perf-tests --bins",
+            "cd python && RUSTC=rustc",
+            "true build --locked --profile flex --target aarch64-unknown-linux-gnu",
+            "--compatibility manylinux_2_35",
+            "sh packaging/build-bundle.sh",
+            "target/flex/aarch64-unknown-linux-gnu/flex",
+            "dist perf-drainer system-resource-tracker perf-metrics perf-load",
         ],
     );
 }
@@ -211,75 +228,118 @@ fn build_flex_names_what_to_install_when_the_toolchain_is_missing() {
     if !tools_present() {
         return;
     }
-    let out = make(
-        &[
-            "build-flex",
-            "flex_target=no-such-target-for-this-test",
-            "flex_linker=no-such-linker-for-this-test",
-        ],
-        None,
-    );
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "{}", describe(&out));
-    assert!(
-        stderr.contains("rustup target add no-such-target-for-this-test"),
-        "{}",
-        describe(&out)
-    );
-    assert!(
-        stderr.contains("no-such-linker-for-this-test")
-            && stderr.contains("apt-get install gcc-aarch64-linux-gnu"),
-        "{}",
-        describe(&out)
-    );
-    assert!(
-        !text(&out.stdout).contains("cargo build"),
-        "cargo ran anyway:\n{}",
-        describe(&out)
-    );
+    let apt = "apt-get install rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu";
+    for (args, names) in [
+        (
+            vec!["flex_rustc=no-such-rustc-for-this-test", "MATURIN=true"],
+            vec![
+                "no-such-rustc-for-this-test",
+                "dpkg --add-architecture arm64",
+                apt,
+            ],
+        ),
+        (
+            vec![
+                "flex_rustc=rustc",
+                "flex_target=no-such-target-for-this-test",
+                "MATURIN=true",
+            ],
+            vec!["no-such-target-for-this-test", apt],
+        ),
+        (
+            vec![
+                "flex_rustc=rustc",
+                "flex_target=x86_64-unknown-linux-gnu",
+                "flex_linker=no-such-linker-for-this-test",
+                "MATURIN=true",
+            ],
+            vec!["no-such-linker-for-this-test", apt],
+        ),
+        (
+            vec![
+                "flex_rustc=rustc",
+                "flex_target=x86_64-unknown-linux-gnu",
+                "flex_linker=cc",
+                "MATURIN=no-such-maturin-for-this-test",
+            ],
+            vec!["no-such-maturin-for-this-test", "pip install 'maturin"],
+        ),
+    ] {
+        let mut all = vec!["build-flex"];
+        all.extend(&args);
+        let out = make(&all, None);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {}", describe(&out));
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "one line per missing tool: {}",
+            describe(&out)
+        );
+        for name in names {
+            assert!(
+                errors[0].contains(name),
+                "{name} not named: {}",
+                describe(&out)
+            );
+        }
+        assert!(
+            !text(&out.stdout).contains("cargo build"),
+            "cargo ran anyway:\n{}",
+            describe(&out)
+        );
+    }
 }
 
 // --- push, override-robot-version, cleanup-remote-flex: make -n ------------------------------
 
 #[test]
-fn push_copies_then_installs_with_root_rw_only_for_the_copy() {
+fn push_builds_ships_the_bundle_and_runs_its_install_script() {
     if !tools_present() {
         return;
     }
-    let out = dry_run(&["push", "host=10.1.2.3"]);
-    let units: Vec<String> = std::fs::read_dir(workspace().join("systemd"))
+    let out = dry_run(&["push", "host=10.1.2.3", "flex_rustc=rustc", "MATURIN=true"]);
+    let version = std::fs::read_to_string(workspace().join("cli/Cargo.toml"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".service"))
-        .collect();
-    assert_eq!(units.len(), 3, "{units:?}");
-    for unit in &units {
-        assert!(
-            out.contains(&format!("systemd/{unit}")),
-            "{unit} not copied:\n{out}"
-        );
-    }
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap()
+        .to_owned();
+    let bundle = format!("performance-metrics-flex-{version}");
     assert_in_order(
         &out,
         &[
-            "cargo build --release",
+            "cargo build --locked --profile flex",
+            "sh packaging/build-bundle.sh",
             &format!("ssh {DEFAULT_SSH} root@10.1.2.3"),
+            "mkdir -p /data/.opentrons-performance-metrics-push",
             "scp ",
             DEFAULT_SSH,
-            "target/aarch64-unknown-linux-gnu/release/perf-drainer",
-            "target/aarch64-unknown-linux-gnu/release/system-resource-tracker",
-            "root@10.1.2.3:/data/",
+            &format!("dist/{bundle}.tar.gz"),
+            "root@10.1.2.3:/data/.opentrons-performance-metrics-push/",
             &format!("ssh {DEFAULT_SSH} root@10.1.2.3"),
             "set -e",
-            "trap \"mount -o remount,ro /\" EXIT",
+            &format!("tar -xzf {bundle}.tar.gz"),
+            &format!("sh {bundle}/install.sh --tracker system-resource-tracker"),
+            "rm -rf /data/.opentrons-performance-metrics-push",
+        ],
+    );
+    // What install.sh does with the real root (tests/tests/flex_bundle.rs runs it).
+    let script = std::fs::read_to_string(workspace().join("packaging/install.sh")).unwrap();
+    let prefix = INSTALL_BIN_DIR.strip_suffix("/bin").unwrap();
+    assert!(script.contains(&format!("\nprefix={prefix}\n")), "{script}");
+    assert_in_order(
+        &script,
+        &[
+            "trap 'mount -o remount,ro /' EXIT",
             "mount -o remount,rw /",
-            INSTALL_BIN_DIR,
-            "/etc/systemd/system/",
+            "$prefix/bin/",
             "systemctl daemon-reload",
-            "systemctl disable --quiet system-resource-tracker-dev",
-            "systemctl enable --quiet perf-drainer system-resource-tracker",
+            "systemctl enable --quiet $services",
             "mount -o remount,ro /",
-            "systemctl restart perf-drainer system-resource-tracker",
+            "systemctl restart $services",
         ],
     );
 }
@@ -295,18 +355,26 @@ fn push_can_enable_the_dev_tracker_and_honours_ssh_settings() {
         "tracker=system-resource-tracker-dev",
         "ssh_key=/keys/flex",
         "ssh_opts=-o BatchMode=yes",
+        "flex_rustc=rustc",
+        "MATURIN=true",
     ]);
     assert!(!out.contains("robot_key"), "{out}");
     assert_in_order(
         &out,
         &[
             "ssh -i /keys/flex -o BatchMode=yes root@10.1.2.3",
-            "systemctl disable --quiet system-resource-tracker ",
-            "systemctl enable --quiet perf-drainer system-resource-tracker-dev",
-            "systemctl restart perf-drainer system-resource-tracker-dev",
+            "scp ",
+            "-i /keys/flex -o BatchMode=yes",
+            "install.sh --tracker system-resource-tracker-dev",
         ],
     );
-    let out = dry_run(&["push", "host=10.1.2.3", "ssh_key="]);
+    let out = dry_run(&[
+        "push",
+        "host=10.1.2.3",
+        "ssh_key=",
+        "flex_rustc=rustc",
+        "MATURIN=true",
+    ]);
     assert!(
         !out.contains(" -i "),
         "empty ssh_key still passes -i:\n{out}"
@@ -344,6 +412,11 @@ fn cleanup_dry_run() {
     assert_in_order(
         &out,
         &[
+            // A bundle install is undone by the uninstall.sh it installed...
+            "if [ -f /opt/opentrons-performance-metrics/uninstall.sh ]",
+            "sh /opt/opentrons-performance-metrics/uninstall.sh --purge-data || exit 1",
+            // ...an older one inline.
+            "else",
             "systemctl stop perf-drainer system-resource-tracker system-resource-tracker-dev",
             "trap \"mount -o remount,ro /\" EXIT",
             "mount -o remount,rw /",
@@ -696,90 +769,4 @@ fn cleanup_runs_the_remote_script_then_turns_the_flag_off() {
         &requests.recv_timeout(Duration::from_secs(30)).unwrap(),
         false,
     );
-}
-
-/// The remote scripts run as written, with `mount` and `systemctl` recorded: whatever fails
-/// after the read-write remount, the root filesystem ends read-only.
-#[test]
-fn the_root_filesystem_goes_back_to_read_only_when_a_step_fails() {
-    if !tools_present() {
-        return;
-    }
-    let fake = FakeSsh::new();
-    let root = fake.dir.path();
-    let log = root.join("remote-log");
-    // ssh runs its last argument with sh, as root's shell on the robot would; mount and
-    // systemctl are recorded, and `systemctl enable` fails.
-    let ssh = format!(
-        r#"#!/bin/sh
-for last in "$@"; do :; done
-PATH='{bin}':"$PATH" exec sh -c "$last"
-"#,
-        bin = root.join("remote-bin").display()
-    );
-    std::fs::write(root.join("bin/ssh"), ssh).unwrap();
-    std::fs::create_dir(root.join("remote-bin")).unwrap();
-    for (name, body) in [
-        ("mount", "echo \"mount $*\" >> '{log}'".to_owned()),
-        (
-            "systemctl",
-            "echo \"systemctl $*\" >> '{log}'; case \"$1\" in enable) exit 1;; esac".to_owned(),
-        ),
-    ] {
-        let path = root.join("remote-bin").join(name);
-        let body = body.replace("{log}", &log.display().to_string());
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    // Only the install step of push: the stage and binary directories live in the test's
-    // directory instead of /data and /opt.
-    let stage = root.join("stage");
-    std::fs::create_dir(&stage).unwrap();
-    for file in [
-        "perf-drainer",
-        "system-resource-tracker",
-        "perf-drainer.service",
-        "system-resource-tracker.service",
-        "system-resource-tracker-dev.service",
-    ] {
-        std::fs::write(stage.join(file), "x").unwrap();
-    }
-    let script = {
-        let out = dry_run(&["push", "host=10.0.0.1"]);
-        let start = out.find("'set -e;").expect("install step not found");
-        let end = out[start + 1..].find('\'').unwrap() + start + 1;
-        out[start + 1..end]
-            .replace(
-                "/data/.opentrons-performance-metrics-push",
-                stage.to_str().unwrap(),
-            )
-            .replace(
-                "/opt/opentrons-performance-metrics/bin",
-                root.join("opt-bin").to_str().unwrap(),
-            )
-            .replace("/etc/systemd/system", root.join("etc").to_str().unwrap())
-    };
-    std::fs::create_dir(root.join("etc")).unwrap();
-    let status = Command::new(fake.bin().join("ssh"))
-        .arg("root@robot")
-        .arg(&script)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the failing enable went unnoticed");
-    let remote = std::fs::read_to_string(&log).unwrap();
-    assert_in_order(
-        &remote,
-        &[
-            "mount -o remount,rw /",
-            "systemctl daemon-reload",
-            "systemctl enable",
-            "mount -o remount,ro /",
-        ],
-    );
-    assert!(
-        !remote.contains("systemctl restart"),
-        "went on after the failure:\n{remote}"
-    );
-    assert!(root.join("opt-bin/perf-drainer").exists());
-    assert!(root.join("etc/perf-drainer.service").exists());
 }
