@@ -16,10 +16,15 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader};
 use object::Endianness;
+use perf_testkit::command::output_within;
+
+/// Generous for a shell script that copies a few megabytes.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
 
 /// The robot's glibc (Yocto kirkstone).
 const ROBOT_GLIBC: (u32, u32) = (2, 35);
@@ -54,11 +59,10 @@ fn describe(out: &Output) -> String {
     )
 }
 
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}:\n{}", describe(&out));
+fn run_ok(cmd: Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = output_within(cmd, SCRIPT_LIMIT);
+    assert!(out.status.success(), "{shown}:\n{}", describe(&out));
     out
 }
 
@@ -96,13 +100,9 @@ fn built_bundle() -> Option<PathBuf> {
 /// Unpacks `bundle` into a new directory; returns it and the bundle's top folder in it.
 fn unpack(bundle: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = temp_dir("flex-bundle-");
-    run_ok(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(bundle)
-            .arg("-C")
-            .arg(dir.path()),
-    );
+    let mut tar = Command::new("tar");
+    tar.arg("-xzf").arg(bundle).arg("-C").arg(dir.path());
+    run_ok(tar);
     let top: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -310,17 +310,16 @@ fn install(bundle_top: &Path, args: &[&str], path_prefix: Option<&Path>) -> Outp
         paths.extend(std::env::split_paths(&path));
         cmd.env("PATH", std::env::join_paths(paths).unwrap());
     }
-    cmd.output().unwrap()
+    output_within(cmd, SCRIPT_LIMIT)
 }
 
 fn uninstall(root: &Path, args: &[&str]) -> Output {
-    Command::new("sh")
-        .arg(root.join(PREFIX).join("uninstall.sh"))
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join(PREFIX).join("uninstall.sh"))
         .arg("--root")
         .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    output_within(cmd, SCRIPT_LIMIT)
 }
 
 /// The programs under /opt that `unit` runs (`Exec*=` lines, without systemd's `+-!@:`
