@@ -261,8 +261,10 @@ fn report(args: &ReportArgs) -> Result<(), CliError> {
     }
     let fleet = crate::report::Fleet { robots };
     if let Some(path) = &args.html {
-        let page = crate::report::html::render(&fleet);
-        write_file(path, page.as_bytes())?;
+        crate::report::html::write(path, &fleet).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     let text = if args.json {
         // Strings and numbers always serialise.
@@ -284,26 +286,6 @@ fn report(args: &ReportArgs) -> Result<(), CliError> {
             path: "stdout".into(),
             source,
         })
-}
-
-/// Writes `bytes` to `path` durably: to a temporary file beside it, then renamed over it,
-/// so a reader never sees half a page. The file gets the usual mode (0666 less the umask).
-fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
-    let error = |source| CliError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(error(e));
-    }
-    Ok(())
 }
 
 fn export(args: &ExportArgs) -> Result<(), CliError> {

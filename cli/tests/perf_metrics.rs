@@ -134,6 +134,16 @@ fn demo_runs_the_whole_pipeline_and_loses_nothing_of_the_crashed_service() {
         }
     }
 
+    // The page of plots is written beside the CSVs, and its path printed with theirs.
+    let page = out_dir.join("report.html");
+    let listed = format!(
+        "  {}   (this run's report as a page of plots",
+        page.display()
+    );
+    assert!(stdout.contains(&listed), "{stdout}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && html.contains("GETTING_CACHED_ANALYSIS"));
+
     // The report printed at the end covers the run.
     assert!(stdout.contains("GETTING_CACHED_ANALYSIS"));
     assert!(stdout.contains(&format!("robot activity: {committed} records")));

@@ -140,8 +140,12 @@ pub(super) fn summarise(
     text
 }
 
-/// The report over what this run wrote (records since `since_ns`), the files and what to
-/// try next; an error if the files do not read back cleanly.
+/// The page of plots the demo writes beside the CSVs.
+pub(super) const PAGE: &str = "report.html";
+
+/// The report over what this run wrote (records since `since_ns`), printed and as a page
+/// of plots ([`PAGE`] beside the CSVs), the files and what to try next; an error if the
+/// files do not read back cleanly.
 pub(super) fn report(out: &Path, since_ns: u64) -> Result<String, DemoError> {
     let mut text = String::new();
     let window = crate::window::Window {
@@ -149,10 +153,21 @@ pub(super) fn report(out: &Path, since_ns: u64) -> Result<String, DemoError> {
         until: None,
     };
     let mut report_problems = Vec::new();
-    match crate::report::build(out, window, &mut |p| report_problems.push(p.to_string())) {
-        Ok(report) => text.push_str(&crate::report::render_text(&report)),
-        Err(e) => return Err(DemoError::Check(format!("report: {e}"))),
-    }
+    let report =
+        match crate::report::build(out, window, &mut |p| report_problems.push(p.to_string())) {
+            Ok(report) => report,
+            Err(e) => return Err(DemoError::Check(format!("report: {e}"))),
+        };
+    text.push_str(&crate::report::render_text(&report));
+    let page = out.join(PAGE);
+    let fleet = crate::report::Fleet {
+        robots: vec![(crate::report::default_name(out), report)],
+    };
+    crate::report::html::write(&page, &fleet).map_err(|source| DemoError::Setup {
+        what: "cannot write the page of plots",
+        path: page.clone(),
+        source,
+    })?;
     if !report_problems.is_empty() {
         return Err(DemoError::Check(format!(
             "the files the demo wrote have malformed lines: {}",
@@ -168,6 +183,11 @@ pub(super) fn report(out: &Path, since_ns: u64) -> Result<String, DemoError> {
             out.join(format!("{}_headers", table.name)).display()
         );
     }
+    let _ = writeln!(
+        text,
+        "  {}   (this run's report as a page of plots: open it in a browser)",
+        page.display()
+    );
     let _ = writeln!(
         text,
         "\nnext: perf-metrics report {0}\n      perf-metrics export --chrome-trace trace.json {0}   (open in ui.perfetto.dev)",

@@ -8,8 +8,8 @@
 //!   ([`perf_sampler::sample::Sampler`]) as threads of this process, each running its
 //!   daemon's own loop, writing into the output directory (`daemons.rs`);
 //! - at the end: a final drain, a check that every record the services committed is in the
-//!   CSV exactly once and that no ring is left, the report, and the paths written
-//!   (`checks.rs`).
+//!   CSV exactly once and that no ring is left, the report (printed, and as a page of plots
+//!   `report.html` beside the CSVs), and the paths written (`checks.rs`).
 
 mod checks;
 mod daemons;

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::Path;
 
 use perf_daemon::text_table::Align;
 
@@ -189,6 +191,23 @@ pub fn render(fleet: &Fleet) -> String {
     }
     let _ = write!(out, "<script>{SCRIPT_CHECK}</script>\n</body></html>\n");
     out
+}
+
+/// Writes the page for `fleet` to `path`: to a temporary file beside it, then renamed over
+/// it, so a browser never opens half a page. The file gets the usual mode (0666 less the
+/// umask).
+pub fn write(path: &Path, fleet: &Fleet) -> io::Result<()> {
+    let page = render(fleet);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(page.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
