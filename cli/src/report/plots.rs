@@ -106,6 +106,8 @@ pub fn distribution(state: &str, robots: &[(&str, &StateStats)]) -> Result<Strin
             .flat_map(|s| s.2.iter().flat_map(|b| [b.0, b.1])),
     )
     .ok_or("no durations above zero")?;
+    // Room either side, so that one or two bins show as bars rather than fill the chart.
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
     let top = bounds(series.iter().flat_map(|s| s.2.iter().map(|b| b.2))).map_or(1.0, |b| b.1);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
@@ -212,6 +214,10 @@ pub fn durations_over_time(state: &str, robots: &[(&str, &StateStats)]) -> Resul
                 .map_err(err)?
                 .label(format!("{} median", l.name))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], c.stroke_width(2)));
+            // Dots on the line too: a single bin has no line to draw.
+            chart
+                .draw_series(l.median.iter().map(|&p| Circle::new(p, 2, c.filled())))
+                .map_err(err)?;
             chart
                 .draw_series(
                     l.max
@@ -361,5 +367,68 @@ fn shorten(text: &str, n: usize) -> String {
         let mut s: String = text.chars().take(n - 1).collect();
         s.push('…');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ActivityRef, ResourceRef};
+    use crate::report::activity::ActivityAcc;
+    use crate::report::resources::ResourceAcc;
+
+    fn state(durations: &[u64]) -> StateStats {
+        let mut acc = ActivityAcc::default();
+        for (i, &d) in durations.iter().enumerate() {
+            acc.add(ActivityRef {
+                state: "CALIBRATING",
+                start_ns: 1_700_000_000_000_000_000 + i as u64,
+                duration_ns: d,
+            });
+        }
+        acc.finish("f".into()).states.remove(0)
+    }
+
+    #[test]
+    fn edge_cases_draw_or_say_why_never_panic() {
+        // One record: both charts draw (a single bin).
+        let one = state(&[5_000_000]);
+        for chart in [
+            distribution("CALIBRATING", &[("a", &one)]),
+            durations_over_time("CALIBRATING", &[("a", &one), ("b", &one)]),
+        ] {
+            assert!(chart.unwrap().starts_with("<svg"));
+        }
+        // Only zero-length durations: no log-scale histogram, said so.
+        let zeros = state(&[0, 0]);
+        assert!(distribution("CALIBRATING", &[("a", &zeros)]).is_err());
+        assert!(durations_over_time("CALIBRATING", &[("a", &zeros)]).is_ok());
+
+        // One sample of one process: a dot for memory, no CPU rate yet.
+        let mut acc = ResourceAcc::default();
+        acc.add(&ResourceRef {
+            query_time: 1_700_000_000_000_000_000,
+            command: "python3 x".into(),
+            running_since: 1.0,
+            user_cpu_time: 1.0,
+            system_cpu_time: 0.0,
+            memory_percent: 2.5,
+        });
+        let section = acc.finish("f".into());
+        let instances: Vec<&InstanceStats> = section.instances.iter().collect();
+        let robots = [("a", instances)];
+        assert!(process_over_time("python3 x", Measure::Memory, &robots)
+            .unwrap()
+            .contains("<circle"));
+        assert!(process_over_time("python3 x", Measure::Cpu, &robots).is_err());
+        assert!(process_over_time("none", Measure::Memory, &[]).is_err());
+    }
+
+    #[test]
+    fn time_labels_coarsen_with_the_span() {
+        let t = 1_722_450_000.0;
+        assert_eq!(time_label(t, 60.0), "18:20:00");
+        assert_eq!(time_label(t, 7200.0), "18:20");
+        assert_eq!(time_label(t, 10.0 * 86400.0), "07-31 18:20");
     }
 }
