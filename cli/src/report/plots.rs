@@ -5,7 +5,7 @@
 //! (plotters' built-in size estimate, no font files). A chart that cannot be drawn comes
 //! back as an error message for the page, never a panic.
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::activity::StateStats;
@@ -62,6 +62,33 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Every chart's frame: its title and the room for the axes' labels.
+fn frame<'a, 'b>(
+    root: &'a Area<'b>,
+    title: String,
+    size: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", size))
+        .margin(10)
+        .x_label_area_size(32)
+        .y_label_area_size(56);
+    builder
+}
+
+/// Every chart's legend: the series' labels, boxed.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()
+        .map_err(err)
+}
+
 /// `(min, max)` of `values`, or `None` when there are none.
 fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values
@@ -110,14 +137,7 @@ pub fn distribution(state: &str, robots: &[(&str, &StateStats)]) -> Result<Strin
     let (lo, hi) = (lo / 1.5, hi * 1.5);
     let top = bounds(series.iter().flat_map(|s| s.2.iter().map(|b| b.2))).map_or(1.0, |b| b.1);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("{state}: distribution of durations"),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
+        let mut chart = frame(root, format!("{state}: distribution of durations"), 16)
             .build_cartesian_2d((lo..hi).log_scale(), 0.0..top * 1.1)
             .map_err(err)?;
         chart
@@ -138,12 +158,7 @@ pub fn distribution(state: &str, robots: &[(&str, &StateStats)]) -> Result<Strin
                 .label(*name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(err)
+        legend(&mut chart)
     })
 }
 
@@ -191,11 +206,7 @@ pub fn durations_over_time(state: &str, robots: &[(&str, &StateStats)]) -> Resul
     let (y0, y1) = (y0 / 1.5, y1 * 1.5);
     let span = x1 - x0;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("{state}: durations over time"), ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
+        let mut chart = frame(root, format!("{state}: durations over time"), 16)
             .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
             .map_err(err)?;
         chart
@@ -228,12 +239,7 @@ pub fn durations_over_time(state: &str, robots: &[(&str, &StateStats)]) -> Resul
                 .label(format!("{} longest", l.name))
                 .legend(move |(x, y)| Circle::new((x + 6, y), 3, c.mix(0.5).filled()));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(err)
+        legend(&mut chart)
     })
 }
 
@@ -304,14 +310,7 @@ pub fn process_over_time(
         Measure::Cpu => ("CPU", "CPU (% of one core)"),
     };
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("{title}: {}", shorten(command, 80)),
-                ("sans-serif", 14),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
+        let mut chart = frame(root, format!("{title}: {}", shorten(command, 80)), 14)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart
@@ -350,12 +349,7 @@ pub fn process_over_time(
                     .map_err(err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(err)
+        legend(&mut chart)
     })
 }
 

@@ -284,7 +284,7 @@ type Figure<'a, T> = (&'a str, &'a dyn Fn(&T) -> String);
 /// `(header, cell)` for one robot's entry (`None`: the robot has no such row).
 fn side_by_side<T>(
     key_header: &str,
-    robots: &[(String, Vec<(String, T)>)],
+    robots: &PerRobot<T>,
     figures: &[Figure<'_, T>],
     key_last: bool,
     order: impl Fn(&str) -> (usize, String),
@@ -330,6 +330,20 @@ fn side_by_side<T>(
     Block::Table(table)
 }
 
+/// Each robot's name with its rows of one kind, keyed (for [`side_by_side`]).
+type PerRobot<T> = Vec<(String, Vec<(String, T)>)>;
+
+fn per_robot<'a, T>(
+    fleet: &'a Fleet,
+    rows: impl Fn(&'a Report) -> Vec<(String, T)>,
+) -> PerRobot<T> {
+    fleet
+        .robots
+        .iter()
+        .map(|(name, r)| (name.clone(), rows(r)))
+        .collect()
+}
+
 /// Several robots: one column per robot per figure. One robot: [`render_text`].
 pub fn render_fleet(fleet: &Fleet) -> String {
     render_blocks(&fleet_blocks(fleet))
@@ -347,16 +361,13 @@ pub fn fleet_blocks(fleet: &Fleet) -> Vec<Block> {
             report.dir.display()
         )));
     }
-    let states: Vec<(String, Vec<(String, &StateStats)>)> = fleet
-        .robots
-        .iter()
-        .map(|(name, r)| {
-            let rows = r.robot_activity.as_ref().map_or_else(Vec::new, |a| {
-                a.states.iter().map(|s| (s.state.clone(), s)).collect()
-            });
-            (name.clone(), rows)
-        })
-        .collect();
+    let states = per_robot(fleet, |r| {
+        r.robot_activity
+            .iter()
+            .flat_map(|a| &a.states)
+            .map(|s| (s.state.clone(), s))
+            .collect()
+    });
     out.push(Block::Blank);
     out.push(Block::Line("robot activity per state".into()));
     let count = |s: &&StateStats| s.count.to_string();
@@ -377,16 +388,13 @@ pub fn fleet_blocks(fleet: &Fleet) -> Vec<Block> {
     ));
 
     type Cmd<'a> = &'a super::ProcessStats;
-    let commands: Vec<(String, Vec<(String, Cmd<'_>)>)> = fleet
-        .robots
-        .iter()
-        .map(|(name, r)| {
-            let rows = r.system_resources.as_ref().map_or_else(Vec::new, |s| {
-                s.commands.iter().map(|c| (c.command.clone(), c)).collect()
-            });
-            (name.clone(), rows)
-        })
-        .collect();
+    let commands = per_robot(fleet, |r| {
+        r.system_resources
+            .iter()
+            .flat_map(|s| &s.commands)
+            .map(|c| (c.command.clone(), c))
+            .collect()
+    });
     out.push(Block::Blank);
     out.push(Block::Line("processes per command".into()));
     let cpu = |c: &Cmd<'_>| format!("{:.2} s", c.cpu_seconds);
