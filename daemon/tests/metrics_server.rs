@@ -191,3 +191,43 @@ fn dropping_the_server_frees_the_port() {
     let again = Server::start(a, e, Limits::default()).unwrap();
     assert!(get(again.local_addr(), "/metrics").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_blocks_nobody() {
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    // About 14 MB of exposition: more than loopback's socket buffers (a few MB) hold.
+    let mut registry = Registry::default();
+    let family = Family::<[(&'static str, String); 1], Gauge>::default();
+    for i in 0..100_000 {
+        family
+            .get_or_create(&[("series", format!("{i:0100}"))])
+            .set(i);
+    }
+    registry.register("test_wide", "Many series", family);
+    let exposition = Exposition::new(registry);
+    let full = exposition.openmetrics().len();
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), exposition, quick_limits()).unwrap();
+    let a = s.local_addr();
+    let mut stuck = TcpStream::connect(a).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stuck
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // It reads nothing for longer than the exchange may take; meanwhile others are served.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        get(a, "/").starts_with("HTTP/1.1 404"),
+        "others are served meanwhile"
+    );
+    std::thread::sleep(quick_limits().connection_timeout + Duration::from_millis(500));
+    let mut got = Vec::new();
+    let _ = stuck.read_to_end(&mut got);
+    assert!(
+        got.len() < full,
+        "the stuck exchange was cut ({} of {full} bytes)",
+        got.len()
+    );
+}

@@ -258,3 +258,69 @@ fn prometheus_agrees_with_the_csv_the_rings_and_proc() {
     drop(tracker);
     drop(drainer);
 }
+
+/// `promtool check metrics` (from the same Debian package) on both daemons' textfiles:
+/// the Prometheus text format node_exporter's textfile collector reads, names and help
+/// passing Prometheus' own lint.
+#[test]
+fn the_textfiles_pass_promtool() {
+    let Ok(prometheus) = Prometheus::binary() else {
+        println!("SKIPPED: no prometheus binary, so no promtool beside it");
+        return;
+    };
+    let promtool = prometheus.with_file_name("promtool");
+    if !promtool.is_file() {
+        println!("SKIPPED: no {}", promtool.display());
+        return;
+    }
+    let dirs = Dirs::new().drainer(bins::perf_drainer());
+    let drainer_file = dirs.root().join("perf-drainer.prom");
+    let drainer = dirs.daemon_with("0.2", |c| {
+        c.arg(format!("--metrics-textfile={}", drainer_file.display()));
+    });
+    let tag = format!("perf-promtool-test-{}", std::process::id());
+    let _idle = idle_process(&tag);
+    let tracker_file = dirs.root().join("tracker.prom");
+    let mut tracker_cmd = Command::new(bins::system_resource_tracker());
+    tracker_cmd
+        .env_clear()
+        .env("OT_SYSTEM_RESOURCE_TRACKER_ENABLED", "true")
+        .env(
+            "OT_SYSTEM_RESOURCE_TRACKER_PROCESS_FILTERS",
+            format!("*{tag}*"),
+        )
+        .env("OT_SYSTEM_RESOURCE_TRACKER_REFRESH_INTERVAL", "1")
+        .env("OT_SYSTEM_RESOURCE_TRACKER_METRICS_TEXTFILE", &tracker_file)
+        .env("OT_SYSTEM_RESOURCE_TRACKER_STORAGE_DIR", &dirs.storage)
+        .stdin(Stdio::null());
+    let tracker = Daemon::spawn(tracker_cmd);
+    let report = load_report_within(
+        load(&dirs, "promtool", "CALIBRATING", 1000, 1 << 12),
+        Duration::from_secs(60),
+    );
+    let written = format!(
+        "perf_drainer_records_written_total{{service=\"promtool\"}} {}",
+        report.committed
+    );
+    let command = format!("perf_tracker_processes{{command=\"sh -c read x {tag}\"}} 1");
+    for (file, needle) in [(&drainer_file, &written), (&tracker_file, &command)] {
+        assert!(
+            wait_until(Duration::from_secs(20), || std::fs::read_to_string(file)
+                .is_ok_and(|t| t.contains(needle.as_str()))),
+            "{} never showed {needle}",
+            file.display()
+        );
+        let out = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(file).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool on {}: {out:?}",
+            file.display()
+        );
+    }
+    drop(tracker);
+    drop(drainer);
+}
