@@ -5,7 +5,8 @@
 //! to [`DrainMetrics::committed`] only after the round is durable: the histograms count
 //! exactly the rows in the CSV, and a round rolled back (storage full) counts nothing.
 //! That hand-over takes one mutex once per round; a scrape takes the same mutex only to
-//! encode into memory, so neither waits on the other for more than microseconds.
+//! copy the books (then encodes the copy), so neither waits on the other for more than
+//! microseconds, however many scrapes come.
 //!
 //! | metric | kind | labels |
 //! | --- | --- | --- |
@@ -177,7 +178,7 @@ struct ServiceBooks {
     abandoned: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Books {
     states: Capped<StateHistogram>,
     services: Capped<ServiceBooks>,
@@ -301,7 +302,8 @@ struct Encode(DrainMetrics);
 
 impl Collector for Encode {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let b = self.0.books();
+        // A copy (a few kB): the loop's next commit never waits for this encode.
+        let b = self.0.books().clone();
         let mut h = enc.encode_descriptor(
             "perf_drainer_activity_duration",
             "Durations of the tracked blocks committed to robot_activity_data, by state.",

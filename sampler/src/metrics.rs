@@ -89,7 +89,7 @@ impl Tally {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Current {
     commands: Tally,
     matched: u64,
@@ -174,7 +174,8 @@ struct Encode(TrackerMetrics);
 
 impl Collector for Encode {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let c = self.0.current();
+        // A copy: the sampler's next swap never waits for this encode.
+        let c = self.0.current().clone();
         let commands = &c.commands.0;
         let mut m = enc.encode_descriptor(
             "perf_tracker_user_cpu",
