@@ -7,6 +7,32 @@
 //! Rust's `{:e}` formatting also prints the shortest round-tripping digits, so the digits
 //! are taken from it and only the layout is Python's.
 
+use std::fmt::Write as _;
+
+/// `{:e}` of any `f64` fits: "-1.7976931348623157e308" is 23 bytes.
+#[derive(Default)]
+struct StackBuf {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// Appends `repr(value)` as CPython 3 writes it.
 ///
 /// ```
@@ -23,15 +49,27 @@ pub fn write_python_float(out: &mut Vec<u8>, value: f64) {
         out.extend_from_slice(if value > 0.0 { b"inf" } else { b"-inf" });
         return;
     }
-    // `{:e}` gives e.g. "-1.2345e-7", "0e0", "1e16": shortest round-trip digits.
-    let sci = format!("{value:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    // `{:e}` gives e.g. "-1.2345e-7", "0e0", "1e16": shortest round-trip digits. Formatted
+    // on the stack: the tracker writes four floats per row, and two heap allocations per
+    // float showed in its profile.
+    let mut sci = StackBuf::default();
+    if write!(sci, "{value:e}").is_err() {
+        return;
+    }
+    let sci = sci.as_str();
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, mantissa),
     };
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let mut digit_buf = [0u8; 32];
+    let mut n = 0;
+    for d in mantissa.bytes().filter(u8::is_ascii_digit) {
+        digit_buf[n] = d;
+        n += 1;
+    }
+    let digits = &digit_buf[..n];
     if negative {
         out.push(b'-');
     }
@@ -39,11 +77,11 @@ pub fn write_python_float(out: &mut Vec<u8>, value: f64) {
         if exp < 0 {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
         } else {
             let int_len = exp as usize + 1;
             if digits.len() <= int_len {
-                out.extend_from_slice(&digits);
+                out.extend_from_slice(digits);
                 out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
                 out.extend_from_slice(b".0");
             } else {
