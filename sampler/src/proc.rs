@@ -71,13 +71,16 @@ pub fn boot_time(buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
     BootTime::default().read(buf)
 }
 
-/// Boot time in seconds since the epoch (`btime` in `/proc/stat`), read through a
-/// descriptor kept open.
+/// Boot time in seconds since the epoch (`btime` in `/proc/stat`).
 ///
-/// Read for every sample rather than cached: the kernel moves it when the wall clock is
-/// stepped (NTP at boot on a robot without an RTC), and start times must follow. Parsed by
-/// hand because `procfs`'s `boot_time_secs()` caches the value for the life of the process
-/// and `KernelStats` parses every CPU line to get at it.
+/// Found for every sample rather than cached: the kernel moves it when the wall clock is
+/// stepped (NTP at boot on a robot without an RTC), and start times must follow. The
+/// kernel's `btime` is the whole seconds of `CLOCK_REALTIME - CLOCK_BOOTTIME`
+/// (`getboottime64`), so it is computed from the clocks (vDSO, no system call) instead of
+/// having the kernel generate all of `/proc/stat`; when that cannot be told for sure (the
+/// difference is within a clock read of a whole second) `/proc/stat` is read, through a
+/// descriptor kept open. It is parsed by hand because `procfs`'s `boot_time_secs()`
+/// caches the value for the life of the process.
 #[derive(Debug, Default)]
 pub struct BootTime {
     file: Option<std::fs::File>,
@@ -86,6 +89,14 @@ pub struct BootTime {
 impl BootTime {
     /// The current `btime`; `buf` is scratch space.
     pub fn read(&mut self, buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
+        match btime_from_clocks() {
+            Some(btime) => Ok(btime),
+            None => self.read_proc_stat(buf),
+        }
+    }
+
+    /// `btime` from `/proc/stat`.
+    pub fn read_proc_stat(&mut self, buf: &mut Vec<u8>) -> Result<u64, ProcFsError> {
         let file = match &mut self.file {
             Some(f) => f,
             None => self
@@ -100,6 +111,28 @@ impl BootTime {
             ProcFsError::BootTime(io::Error::new(io::ErrorKind::InvalidData, "no btime line"))
         })
     }
+}
+
+/// `btime` from the clocks, if certain. `CLOCK_REALTIME - CLOCK_BOOTTIME` at one instant is
+/// exactly the kernel's offset; read between two reads of `CLOCK_BOOTTIME` it is bracketed
+/// by `[r - b2, r - b1]`, and if both ends have the same whole seconds, so has the offset.
+fn btime_from_clocks() -> Option<u64> {
+    use nix::time::{clock_gettime, ClockId};
+    let ns = |clock| {
+        let t = clock_gettime(clock).ok()?;
+        Some(i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+    };
+    let b1 = ns(ClockId::CLOCK_BOOTTIME)?;
+    let r = ns(ClockId::CLOCK_REALTIME)?;
+    let b2 = ns(ClockId::CLOCK_BOOTTIME)?;
+    let (low, high) = (
+        (r - b2).div_euclid(1_000_000_000),
+        (r - b1).div_euclid(1_000_000_000),
+    );
+    if low != high {
+        return None;
+    }
+    u64::try_from(low).ok()
 }
 
 fn parse_btime(stat: &[u8]) -> Option<u64> {
@@ -383,6 +416,21 @@ mod tests {
         read_whole(&me.open_relative("statm").unwrap(), &mut buf).unwrap();
         let statm = procfs::process::StatM::from_read(&buf[..]).unwrap();
         assert_eq!(parse_statm_resident(&buf), Some(statm.resident));
+    }
+
+    #[test]
+    fn boot_time_from_the_clocks_is_the_kernels() {
+        let mut boot = BootTime::default();
+        let mut buf = Vec::new();
+        let mut from_clocks = 0;
+        for _ in 0..2000 {
+            let Some(ours) = btime_from_clocks() else {
+                continue;
+            };
+            from_clocks += 1;
+            assert_eq!(ours, boot.read_proc_stat(&mut buf).unwrap());
+        }
+        assert!(from_clocks > 1000, "{from_clocks} of 2000 from the clocks");
     }
 
     #[test]

@@ -96,7 +96,10 @@ impl Known {
     fn refresh(&mut self, filters: &[Pattern], buf: &mut Vec<u8>) -> Result<(), Skip> {
         self.files.read_cmdline(buf)?;
         if *buf != self.raw {
-            std::mem::swap(&mut self.raw, buf);
+            // Copied rather than swapped: the scratch buffer keeps its capacity, and each
+            // process holds only what its command line needs.
+            self.raw.clear();
+            self.raw.extend_from_slice(buf);
             format_command(&self.raw, &mut self.command);
             self.matched = is_match(filters, &self.command);
         }
