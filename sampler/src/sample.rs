@@ -125,40 +125,33 @@ struct Scratch<'a> {
 }
 
 impl Scratch<'_> {
-    /// Appends the row of `known` if it matched; `keep` says whether `stat` and `statm`
-    /// opened now may stay open.
+    /// Appends the row of matched `known`; `keep` says whether `stat` and `statm` opened
+    /// now may stay open.
     fn row(&mut self, pid: i32, known: &mut Known, keep: bool) -> Result<(), Skip> {
-        if !known.matched {
-            return Ok(());
-        }
-        self.stats.matched += 1;
         let query_time = now_ns();
-        let read = known
+        known
             .files
-            .read_usage(pid, keep, self.path, self.buf, self.statm)
-            .and_then(|()| Usage::parse(self.buf, self.statm, self.info, self.btime));
-        match read {
-            Ok(usage) => {
-                write_row(
-                    self.out,
-                    &Record {
-                        query_time,
-                        command: &known.command,
-                        usage,
-                    },
-                );
-                if let Some(tally) = &mut self.tally {
-                    tally.add(&known.command, &usage);
-                }
-                self.stats.rows += 1;
-                Ok(())
-            }
-            Err(skip) => {
-                log::debug!("skipping pid {pid}: {skip}");
-                self.stats.skipped += 1;
-                Err(skip)
-            }
+            .read_usage(pid, keep, self.path, self.buf, self.statm)?;
+        let usage = Usage::parse(self.buf, self.statm, self.info, self.btime)?;
+        write_row(
+            self.out,
+            &Record {
+                query_time,
+                command: &known.command,
+                usage,
+            },
+        );
+        if let Some(tally) = &mut self.tally {
+            tally.add(&known.command, &usage);
         }
+        self.stats.rows += 1;
+        Ok(())
+    }
+
+    /// Leaves `pid` out of this sample.
+    fn skip(&mut self, pid: i32, skip: Skip) {
+        log::debug!("skipping pid {pid}: {skip}");
+        self.stats.skipped += 1;
     }
 }
 
@@ -177,12 +170,23 @@ fn visit(
         match known.refresh(filters, scratch.buf) {
             Ok(()) => {
                 known.seen = samples;
+                if !known.matched {
+                    return;
+                }
+                scratch.stats.matched += 1;
                 let held = known.files.descriptors();
                 let room = kept.fds + known.files.usage_descriptors() <= kept.budget;
-                let read = scratch.row(pid, known, room);
+                let mut read = scratch.row(pid, known, room);
                 kept.fds = kept.fds - held + known.files.descriptors();
                 if matches!(read, Err(Skip::NoDescriptors)) {
-                    kept.out_of_descriptors();
+                    // Make room, then read it once more without keeping what is opened.
+                    kept.out_of_descriptors(pid);
+                    if let Some(known) = kept.known.get_mut(&pid) {
+                        read = scratch.row(pid, known, false);
+                    }
+                }
+                if let Err(skip) = read {
+                    scratch.skip(pid, skip);
                 }
                 return;
             }
@@ -190,8 +194,7 @@ fn visit(
             Err(Skip::Gone) => kept.remove(pid),
             Err(skip) => {
                 known.seen = samples;
-                log::debug!("skipping pid {pid}: {skip}");
-                scratch.stats.skipped += 1;
+                scratch.skip(pid, skip);
                 return;
             }
         }
@@ -204,7 +207,7 @@ fn visit(
     let mut opened = ProcFiles::open(pid, scratch.path);
     if matches!(opened, Err(Skip::NoDescriptors)) {
         // Make room and try once more; if that fails too, the next sample will.
-        kept.out_of_descriptors();
+        kept.out_of_descriptors(pid);
         opened = ProcFiles::open(pid, scratch.path);
     }
     let mut known = match opened {
@@ -215,16 +218,10 @@ fn visit(
             matched: false,
             seen: samples,
         },
-        Err(skip) => {
-            log::debug!("skipping pid {pid}: {skip}");
-            scratch.stats.skipped += 1;
-            return;
-        }
+        Err(skip) => return scratch.skip(pid, skip),
     };
     if let Err(skip) = known.refresh(filters, scratch.buf) {
-        log::debug!("skipping pid {pid}: {skip}");
-        scratch.stats.skipped += 1;
-        return;
+        return scratch.skip(pid, skip);
     }
     if known.raw.is_empty() {
         // One read of `stat` tells a kernel thread, never to be read again (module docs).
@@ -238,17 +235,20 @@ fn visit(
                 return;
             }
             Ok(_) => {}
-            Err(skip) => {
-                log::debug!("skipping pid {pid}: {skip}");
-                scratch.stats.skipped += 1;
-                return;
-            }
+            Err(skip) => return scratch.skip(pid, skip),
         }
     }
-    let room = kept.fds + known.files.descriptors() + known.files.usage_descriptors();
-    let read = scratch.row(pid, &mut known, room <= kept.budget);
-    if matches!(read, Err(Skip::NoDescriptors)) {
-        kept.out_of_descriptors();
+    if known.matched {
+        scratch.stats.matched += 1;
+        let room = kept.fds + known.files.descriptors() + known.files.usage_descriptors();
+        let mut read = scratch.row(pid, &mut known, room <= kept.budget);
+        if matches!(read, Err(Skip::NoDescriptors)) {
+            kept.out_of_descriptors(pid);
+            read = scratch.row(pid, &mut known, false);
+        }
+        if let Err(skip) = read {
+            scratch.skip(pid, skip);
+        }
     }
     if !kept.insert(pid, known) {
         scratch.stats.by_path += 1;
@@ -302,8 +302,8 @@ impl KeptTable {
     }
 
     /// Opening failed with `EMFILE`/`ENFILE`: keep fewer descriptors from now on, and close
-    /// the ones beyond that now.
-    fn out_of_descriptors(&mut self) {
+    /// the ones beyond that now, except those of `pid` (being read).
+    fn out_of_descriptors(&mut self, pid: i32) {
         let budget = self.fds / 2;
         if !self.out_of_fds_logged {
             log::warn!(
@@ -314,21 +314,19 @@ impl KeptTable {
             self.out_of_fds_logged = true;
         }
         self.budget = self.budget.min(budget);
-        self.shed();
-    }
-
-    /// Closes kept files beyond the budget, those of unmatched processes first.
-    fn shed(&mut self) {
-        if self.fds <= self.budget {
-            return;
-        }
-        let mut pids: Vec<(bool, i32)> = self.known.iter().map(|(&p, k)| (k.matched, p)).collect();
+        // Those of unmatched processes first.
+        let mut pids: Vec<(bool, i32)> = self
+            .known
+            .iter()
+            .filter(|&(&p, _)| p != pid)
+            .map(|(&p, k)| (k.matched, p))
+            .collect();
         pids.sort_unstable();
-        for (_, pid) in pids {
+        for (_, victim) in pids {
             if self.fds <= self.budget {
                 break;
             }
-            self.remove(pid);
+            self.remove(victim);
         }
     }
 }
