@@ -72,8 +72,21 @@ pub fn resolve(explicit: Option<bool>, env: Option<&str>, file: Option<&str>) ->
 /// What the tracker reads from the process environment, captured once at set-up.
 ///
 /// ```
-/// let env = perf_producer::flag::Environment::from_process();
-/// assert!(env.shm_dir.is_absolute() || env.shm_dir.is_relative());
+/// use perf_producer::flag::{Environment, DEFAULT_SHM_DIR, FLAG_ENV, SHM_DIR_ENV};
+/// use std::path::Path;
+/// // A doctest is a process of its own: changing its environment disturbs no other test.
+/// std::env::set_var(SHM_DIR_ENV, "/tmp/rings");
+/// std::env::set_var(FLAG_ENV, "on");
+/// let env = Environment::from_process();
+/// assert_eq!(env.shm_dir, Path::new("/tmp/rings"));
+/// assert_eq!(env.flag.as_deref(), Some("on"));
+/// assert!(env.flag_enabled(None));
+///
+/// std::env::set_var(SHM_DIR_ENV, ""); // empty counts as unset
+/// std::env::remove_var(FLAG_ENV);
+/// let env = Environment::from_process();
+/// assert_eq!(env.shm_dir, Path::new(DEFAULT_SHM_DIR));
+/// assert_eq!(env.flag, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {

@@ -310,6 +310,8 @@ impl Tracker {
         match ring.push(record) {
             Ok(pos) => Recorded::Committed(pos),
             Err(PushError::Full) => Recorded::Dropped,
+            // Not reached: `ring()` has replaced a parent's ring before a child gets here.
+            Err(PushError::Forked) => Recorded::Disabled,
         }
     }
 
@@ -406,10 +408,9 @@ fn create_ring(setup: &Setup) -> Result<ProducerRing, SetupError> {
         RobotActivityState::NAMES,
         setup.capacity,
     )?;
-    // SAFETY: a forked child never touches a ring of its parent's generation: `ring()`
-    // checks the fork generation before loading the pointer, and `after_fork` only drops
-    // the inherited ring (which `ProducerRing`'s Drop handles in a child).
-    if let Err(e) = unsafe { ring.exclude_from_fork() } {
+    // A forked child then inherits nothing of the ring; `ring()` replaces it there before
+    // any record (and the ring itself refuses to be written in a child).
+    if let Err(e) = ring.exclude_from_fork() {
         // Not fatal: a forked child then keeps the ring's lock until it tracks or exits.
         log::warn!("performance metrics: {e}");
     }

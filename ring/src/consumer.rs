@@ -187,12 +187,13 @@ impl ConsumerRing {
         Ok(c)
     }
 
-    /// Removes the ring file, if the path still names the file we opened.
+    /// Removes the ring file, if the path still names the file we opened; otherwise
+    /// [`RingError::Replaced`], and the file now at the path is left alone.
     pub fn remove(self) -> Result<(), RingError> {
         let meta = std::fs::symlink_metadata(&self.path)
             .map_err(|e| RingError::io("cannot stat", &self.path, e))?;
         if (meta.dev(), meta.ino()) != self.inode {
-            return Err(RingError::NotRegularFile);
+            return Err(RingError::Replaced);
         }
         std::fs::remove_file(&self.path).map_err(|e| RingError::io("cannot remove", &self.path, e))
     }

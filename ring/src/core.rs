@@ -1,7 +1,9 @@
 //! The claim / publish / consume / release protocol, on typed views of the ring.
 //!
-//! Production builds these views over the shared mapping; loom tests build them on the
-//! heap. Nothing here knows about files.
+//! Production builds these views over the shared mapping (`mapping.rs`); the loom models
+//! (`loom_tests/`) and this module's own tests build them on the heap. Nothing here knows
+//! about files. `Control`, `Slot` and `RingView` are crate-private: outside the crate the
+//! protocol is reached only through `ProducerRing` and `ConsumerRing`.
 //!
 //! Protocol (positions are u64 and never wrap in practice: 2^64 records at 1 GHz is 584
 //! years):
@@ -19,6 +21,10 @@
 //!   but before releasing finds the records again. A single store makes release atomic
 //!   with respect to a crash.
 
+// Under loom only the protocol is built (the file-backed ends are left out), so parts of it
+// that only they call are unused there.
+#![cfg_attr(perf_ring_loom, allow(dead_code))]
+
 use crate::sync::{AtomicU64, Ordering};
 use crate::Record;
 
@@ -27,7 +33,7 @@ use crate::Record;
 /// consumer releasing and vice versa.
 #[repr(C)]
 #[derive(Debug)]
-pub struct Control {
+pub(crate) struct Control {
     /// Next position to claim (written by producers).
     pub(crate) tail: Padded,
     /// Every position below this one was released by the consumer.
@@ -39,13 +45,13 @@ pub struct Control {
 /// One counter alone on a cache line.
 #[repr(C, align(128))]
 #[derive(Debug)]
-pub struct Padded(pub(crate) AtomicU64);
+pub(crate) struct Padded(pub(crate) AtomicU64);
 
 /// One slot: the publication sequence, then the record as three 64-bit words. Every word is
 /// an atomic so a consumer racing a (possibly hostile) writer is never a data race.
 #[repr(C)]
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub(crate) seq: AtomicU64,
     pub(crate) start_ns: AtomicU64,
     pub(crate) duration_ns: AtomicU64,
@@ -53,9 +59,12 @@ pub struct Slot {
     pub(crate) state_tid: AtomicU64,
 }
 
+// Built only on the heap (tests and loom models); production views the mapping, which a
+// new ring's creator zeroes (posix_fallocate) before anyone maps it.
+#[cfg(test)]
 impl Control {
     /// A fresh control block (all zero), as a newly created ring has.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Control {
             tail: Padded(AtomicU64::new(0)),
             head: Padded(AtomicU64::new(0)),
@@ -64,15 +73,11 @@ impl Control {
     }
 }
 
-impl Default for Control {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
+#[cfg(test)]
 impl Slot {
-    /// An empty slot for position `index` of the first lap: `seq = 0` is never `index + 1`.
-    pub fn new() -> Self {
+    /// An empty slot, as in a newly created ring: `seq = 0` is never `pos + 1` for a
+    /// position of the first lap.
+    pub(crate) fn new() -> Self {
         Slot {
             seq: AtomicU64::new(0),
             start_ns: AtomicU64::new(0),
@@ -82,22 +87,19 @@ impl Slot {
     }
 }
 
-impl Default for Slot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Why a record was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
     /// The ring was full; the record was dropped and counted in the header.
     Full,
+    /// This process is a forked child of the ring's producer: the ring is not its to write
+    /// (and, excluded from fork, not even mapped here). Nothing was counted.
+    Forked,
 }
 
 /// A view of one ring: its control block and its slots. `slots.len()` is a power of two.
 #[derive(Debug, Clone, Copy)]
-pub struct RingView<'a> {
+pub(crate) struct RingView<'a> {
     ctrl: &'a Control,
     slots: &'a [Slot],
     mask: u64,
@@ -119,7 +121,7 @@ impl<'a> RingView<'a> {
     /// A view over `slots`. Their number should be a power of two; otherwise only the
     /// largest power of two that fits is used (and an empty slice gives a ring that is
     /// always full), so no input makes the view index out of bounds.
-    pub fn new(ctrl: &'a Control, slots: &'a [Slot]) -> Self {
+    pub(crate) fn new(ctrl: &'a Control, slots: &'a [Slot]) -> Self {
         let len = slots.len() as u64;
         let usable = if len == 0 { 1 } else { 1 << len.ilog2() };
         RingView {
@@ -136,13 +138,13 @@ impl<'a> RingView<'a> {
     }
 
     /// Capacity in records.
-    pub fn capacity(&self) -> u64 {
+    pub(crate) fn capacity(&self) -> u64 {
         self.mask + 1
     }
 
     /// Claims a position, writes `record` and publishes it. Lock-free; never waits for the
     /// consumer. Returns the position written.
-    pub fn push(&self, record: &Record) -> Result<u64, PushError> {
+    pub(crate) fn push(&self, record: &Record) -> Result<u64, PushError> {
         let ctrl = self.ctrl;
         let mut pos = ctrl.tail.0.load(Ordering::Relaxed);
         loop {
@@ -180,7 +182,7 @@ impl<'a> RingView<'a> {
     }
 
     /// Copies the record at `pos` out of the ring if it is published, `None` if not (yet).
-    pub fn read(&self, pos: u64) -> Option<Record> {
+    pub(crate) fn read(&self, pos: u64) -> Option<Record> {
         // Nothing is ever published at position u64::MAX: its `seq` would wrap to 0, the
         // value of a slot never written. A hostile file whose released position is
         // u64::MAX must not have a zeroed slot read as a record (nor the cursor stepped
@@ -202,23 +204,113 @@ impl<'a> RingView<'a> {
 
     /// Lets producers reuse every slot below `pos`. Only the consumer calls this, after
     /// it has read (and, in the drainer, durably stored) those records.
-    pub fn release(&self, pos: u64) {
+    pub(crate) fn release(&self, pos: u64) {
         // SYNC POINT: pairs with the Acquire load of `head` in `push`: our reads of the
         // released slots happen before any producer overwrites them.
         self.ctrl.head.0.store(pos, Ordering::Release);
     }
 
     /// The released position as stored in the ring.
-    pub fn released(&self) -> u64 {
+    pub(crate) fn released(&self) -> u64 {
         self.ctrl.head.0.load(Ordering::Acquire)
     }
 
     /// A snapshot of the counters.
-    pub fn counters(&self) -> Counters {
+    pub(crate) fn counters(&self) -> Counters {
         Counters {
             claimed: self.ctrl.tail.0.load(Ordering::Relaxed),
             released: self.ctrl.head.0.load(Ordering::Relaxed),
             dropped: self.ctrl.dropped.0.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The protocol on heap-backed views with std threads: what Miri can check for data races
+/// and weak-memory outcomes (`cargo miri test -p perf-ring --lib core::`; loops shrink under
+/// Miri), and a plain test run exercises on the hardware at hand.
+#[cfg(all(test, not(perf_ring_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Heap {
+        ctrl: Control,
+        slots: Vec<Slot>,
+    }
+
+    impl Heap {
+        fn new(capacity: usize) -> Arc<Heap> {
+            Arc::new(Heap {
+                ctrl: Control::new(),
+                slots: (0..capacity).map(|_| Slot::new()).collect(),
+            })
+        }
+
+        fn view(&self) -> RingView<'_> {
+            RingView::new(&self.ctrl, &self.slots)
+        }
+    }
+
+    fn rec(producer: u32, n: u64) -> Record {
+        Record {
+            start_ns: n,
+            duration_ns: n * 3 + u64::from(producer),
+            state: producer,
+            tid: producer + 100,
+        }
+    }
+
+    #[test]
+    fn producers_and_a_consumer_on_the_heap_move_every_record_once_in_order() {
+        let per_producer: u64 = if cfg!(miri) { 20 } else { 20_000 };
+        let heap = Heap::new(4);
+        let producers: Vec<_> = (0..2u32)
+            .map(|p| {
+                let heap = Arc::clone(&heap);
+                std::thread::spawn(move || {
+                    for n in 0..per_producer {
+                        while heap.view().push(&rec(p, n)).is_err() {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u64; 2];
+        let mut pos = 0;
+        while pos < 2 * per_producer {
+            match heap.view().read(pos) {
+                Some(r) => {
+                    assert_eq!(
+                        r,
+                        rec(r.state, next[r.state as usize]),
+                        "torn or out of order"
+                    );
+                    next[r.state as usize] += 1;
+                    pos += 1;
+                    heap.view().release(pos);
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        for h in producers {
+            h.join().unwrap();
+        }
+        let c = heap.view().counters();
+        assert_eq!((c.claimed, c.released), (pos, pos));
+    }
+
+    #[test]
+    fn a_full_ring_drops_and_counts() {
+        let heap = Heap::new(2);
+        let view = heap.view();
+        assert_eq!(view.push(&rec(0, 0)), Ok(0));
+        assert_eq!(view.push(&rec(0, 1)), Ok(1));
+        assert_eq!(view.push(&rec(0, 2)), Err(PushError::Full));
+        assert_eq!(view.counters().dropped, 1);
+        assert_eq!(view.read(2), None, "a dropped record is never readable");
+        view.release(1);
+        assert_eq!(view.push(&rec(0, 3)), Ok(2));
+        assert_eq!(view.read(2), Some(rec(0, 3)));
     }
 }

@@ -48,6 +48,10 @@ pub enum RingError {
     /// The file was truncated or replaced under the mapping; its contents are gone.
     #[error("file was truncated while mapped")]
     Vanished,
+    /// The path now names another file than the ring that was opened from it (renamed over
+    /// or recreated since), so it was left alone.
+    #[error("the path now names another file than the ring opened from it; left alone")]
+    Replaced,
     /// A read position outside what the ring can hold.
     #[error("position {pos} is outside the ring (released {released}, capacity {capacity})")]
     BadPosition {
@@ -68,7 +72,7 @@ pub enum RingError {
 }
 
 impl RingError {
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(perf_ring_loom, allow(dead_code))]
     pub(crate) fn io(what: &'static str, path: &std::path::Path, source: io::Error) -> Self {
         RingError::Io {
             what,

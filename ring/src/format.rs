@@ -213,7 +213,7 @@ pub fn validate(head: &[u8], file_len: u64) -> Result<RingInfo, RingError> {
 }
 
 /// Builds the header of a new ring (magic included; the creator stores it last).
-#[cfg_attr(loom, allow(dead_code))]
+#[cfg_attr(perf_ring_loom, allow(dead_code))]
 pub(crate) fn build_header(
     service: &str,
     states: &[&str],

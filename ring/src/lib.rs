@@ -25,26 +25,33 @@ pub const DIR_ENV: &str = "OT_PERFORMANCE_METRICS_SHM_DIR";
 
 pub mod core;
 mod error;
+#[cfg(not(perf_ring_loom))]
+pub mod fork;
 pub mod format;
 mod sync;
 
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 mod consumer;
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 mod mapping;
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 mod producer;
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 mod sigbus;
 
-pub use crate::core::{Control, Counters, PushError, RingView, Slot};
+// The loom models of the protocol live inside the crate, so `Control`, `Slot` and
+// `RingView` stay crate-private (tokio's `src/sync/tests/loom_*.rs`).
+#[cfg(all(test, perf_ring_loom))]
+mod loom_tests;
+
+pub use crate::core::{Counters, PushError};
 pub use error::RingError;
 pub use format::{
     file_size, validate, Record, RingInfo, HEADER_SIZE, MAGIC, MAX_CAPACITY, MAX_STATES, SLOT_SIZE,
     VERSION,
 };
 
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 pub use consumer::ConsumerRing;
-#[cfg(not(loom))]
+#[cfg(not(perf_ring_loom))]
 pub use producer::ProducerRing;

@@ -24,9 +24,13 @@ pub(crate) struct Mapped {
     capacity: u64,
 }
 
-// SAFETY: the mapping is only ever accessed through atomics (`Control`, `Slot`) or by the
-// creator before the ring is published, so sharing it between threads is sound.
-unsafe impl Sync for Mapped {}
+// `Mapped` is Send and Sync because memmap2's `MmapRaw` is (it promises nothing about the
+// bytes; we access them only through atomics, or as the creator before anyone else can map
+// the file). Checked here so a memmap2 that stopped saying so fails the build.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Mapped>();
+};
 
 impl Mapped {
     /// Maps `file`, which must already be exactly `HEADER_SIZE + capacity * SLOT_SIZE`

@@ -20,7 +20,9 @@ use crate::{Record, RingError, RingInfo};
 /// removes it.
 ///
 /// After `fork()` the child inherits the mapping, and with it the lock, unless
-/// [`ProducerRing::exclude_from_fork`] was called.
+/// [`ProducerRing::exclude_from_fork`] was called. Either way the ring is its creator's:
+/// in a forked child [`push`](Self::push) returns [`PushError::Forked`] and
+/// [`counters`](Self::counters) zeros (see [`crate::fork`]).
 ///
 /// ```
 /// use perf_ring::{ProducerRing, Record};
@@ -39,6 +41,9 @@ pub struct ProducerRing {
     /// The process that mapped the ring; in any other (a forked child) there may be no
     /// mapping at that address any more.
     owner_pid: u32,
+    /// The fork generation ([`crate::fork::generation`]) the ring was mapped in: a
+    /// different one means this is a forked child, where the mapping may be gone.
+    generation: u64,
 }
 
 impl ProducerRing {
@@ -98,12 +103,22 @@ impl ProducerRing {
             info,
             path,
             owner_pid: pid,
+            generation: crate::fork::generation(),
         })
     }
 
     /// Joins an existing ring as one more producer process (the file must be a valid
     /// ring). Takes the shared liveness lock like the creator, so the drainer sees the ring
     /// as alive while any of its producers lives.
+    ///
+    /// Attach only while another producer of the ring is alive. A ring whose producers have
+    /// all exited is about to be removed: once the drainer has seen it dead it drains it to
+    /// the end and unlinks it without probing the lock again, so attaching then succeeds,
+    /// records pushed before the drainer's last read are drained, and later ones land in
+    /// the unlinked file, where nobody reads them (pushing still works and never faults:
+    /// unlinking does not shrink the file). They are lost, not duplicated. Attaching can
+    /// also fail with `EWOULDBLOCK` in the instant a liveness probe holds the lock (see
+    /// `lock_shared`); trying again is fine.
     pub fn attach(path: &Path) -> Result<ProducerRing, RingError> {
         let (file, _meta, info) = crate::mapping::open_existing(path)?;
         lock_shared(&file, path)?;
@@ -113,6 +128,7 @@ impl ProducerRing {
             info,
             path: path.to_path_buf(),
             owner_pid: std::process::id(),
+            generation: crate::fork::generation(),
         })
     }
 
@@ -151,13 +167,24 @@ impl ProducerRing {
         Ok((file, mapped))
     }
 
+    /// The mapping, if this process may touch it: the one that mapped it, not a forked
+    /// child (where, excluded from fork, it is not mapped at all).
+    #[inline]
+    fn mapped(&self) -> Option<&Mapped> {
+        if self.generation != crate::fork::generation() {
+            return None;
+        }
+        self.mapped.as_ref()
+    }
+
     /// Claims a slot, writes `record` and publishes it. Never blocks; when the ring is full
-    /// the record is dropped and counted in the ring's header.
+    /// the record is dropped and counted in the ring's header. In a forked child it
+    /// returns [`PushError::Forked`] and writes nothing: the ring is the parent's.
     #[inline]
     pub fn push(&self, record: &Record) -> Result<u64, PushError> {
-        match &self.mapped {
+        match self.mapped() {
             Some(mapped) => mapped.view().push(record),
-            None => Err(PushError::Full),
+            None => Err(PushError::Forked),
         }
     }
 
@@ -171,10 +198,9 @@ impl ProducerRing {
         &self.path
     }
 
-    /// The ring's counters right now.
+    /// The ring's counters right now (zeros in a forked child).
     pub fn counters(&self) -> Counters {
-        self.mapped
-            .as_ref()
+        self.mapped()
             .map_or_else(Counters::default, |m| m.view().counters())
     }
 
@@ -182,16 +208,21 @@ impl ProducerRing {
     /// the only thing holding the ring's lock, so a child that never tracks cannot keep a
     /// dead parent's ring "alive" to the drainer.
     ///
-    /// # Safety
-    ///
-    /// In a child forked after this call the ring's memory is not mapped: the child must
-    /// not call [`push`](Self::push) or [`counters`](Self::counters) on this value (nor
-    /// let anything else do so). Dropping it there is fine: `Drop` notices the fork and
-    /// leaves the address range alone.
-    pub unsafe fn exclude_from_fork(&self) -> Result<(), RingError> {
-        let Some(mapped) = &self.mapped else {
+    /// Safe because the ring notices a fork itself: this installs the fork handler of
+    /// [`crate::fork`] first (and fails, excluding nothing, if it cannot), and
+    /// [`push`](Self::push) and [`counters`](Self::counters) compare the fork generation
+    /// before they touch the mapping; `Drop` in a child leaves the address range alone.
+    pub fn exclude_from_fork(&self) -> Result<(), RingError> {
+        let Some(mapped) = self.mapped() else {
             return Ok(());
         };
+        if let Err(rc) = crate::fork::install() {
+            return Err(RingError::io(
+                "cannot watch for forks (pthread_atfork) to exclude from fork",
+                &self.path,
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
         // SAFETY: the range is exactly our live mapping; MADV_DONTFORK changes only what
         // a future fork copies, never this process's view of the memory.
         let rc = unsafe {
@@ -214,7 +245,9 @@ impl ProducerRing {
 
 impl Drop for ProducerRing {
     fn drop(&mut self) {
-        if std::process::id() != self.owner_pid {
+        // The pid as well as the generation: a child whose fork went unnoticed (no handler
+        // installed; then the mapping was inherited) must not unmap it either.
+        if std::process::id() != self.owner_pid || self.generation != crate::fork::generation() {
             // A forked child: the parent's mapping may not exist here (MADV_DONTFORK), and
             // something else may live at its address now. Leave the range alone.
             std::mem::forget(self.mapped.take());
@@ -222,8 +255,13 @@ impl Drop for ProducerRing {
     }
 }
 
-/// Takes the shared liveness lock (never blocks: only a consumer that found the producer
-/// dead holds it exclusively, and then the ring is finished).
+/// Takes the shared liveness lock, without blocking.
+///
+/// Nobody keeps the lock exclusively: a consumer's liveness probe
+/// ([`crate::ConsumerRing::producer_alive`]) takes it exclusively and lets go at once. For
+/// the creator, whose file nobody else can have yet (a fresh `O_EXCL` file under a hidden
+/// name), this cannot fail for that reason; for [`ProducerRing::attach`] it fails with
+/// `EWOULDBLOCK` if it falls in that instant.
 fn lock_shared(file: &File, path: &Path) -> Result<(), RingError> {
     // SAFETY: the descriptor is owned by `file` and open for the whole call.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {

@@ -501,3 +501,17 @@ fn two_processes_write_one_ring_while_it_drains_exactly_once() {
     assert_eq!(received.len(), 2);
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn remove_leaves_a_replaced_file_alone_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = ProducerRing::create(dir.path(), "replaced", &["CALIBRATING"], 8).unwrap();
+    let path = producer.path().to_path_buf();
+    let consumer = ConsumerRing::open(&path).unwrap();
+    // Someone renames another file over the ring's name.
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"not the ring").unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert!(matches!(consumer.remove(), Err(RingError::Replaced)));
+    assert_eq!(std::fs::read(&path).unwrap(), b"not the ring");
+}

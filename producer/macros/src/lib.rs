@@ -10,7 +10,10 @@ use syn::{parse_macro_input, Expr, ItemFn};
 ///
 /// The argument is a state's CSV name (`ANALYZING_PROTOCOL`, resolved as
 /// `perf_producer::RobotActivityState::ANALYZING_PROTOCOL`, so a misspelt name is a compile
-/// error) or any expression of type `RobotActivityState`.
+/// error) or any other expression of type `RobotActivityState`. A lone identifier, of any
+/// case, is always taken as a state name: to pass a variable or constant, write a path or
+/// another expression (`#[track(State::Calibrating)]`, `#[track(crate::STATE)]`,
+/// `#[track({ state })]`).
 ///
 /// The expansion adds one guard as the first statement of the body, so the span ends
 /// however the body ends: return, `?`, panic. In an `async fn` the body first runs at the
@@ -30,7 +33,8 @@ pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
             .to_compile_error()
             .into();
     }
-    // A single upper-case identifier is a CSV state name; anything else is an expression.
+    // A lone identifier (one path segment, no `::` in front, any case) is a CSV state name;
+    // anything else, longer paths included, is an expression.
     let state = match &state {
         Expr::Path(p)
             if p.qself.is_none()
