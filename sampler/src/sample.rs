@@ -32,7 +32,7 @@ use procfs::{ProcError, ProcResult};
 use crate::cmdline::format_command;
 use crate::fd_limit;
 use crate::fnmatch::Pattern;
-use crate::kept::ProcFiles;
+use crate::kept::{is_match, KeptTable, Known, ProcFiles};
 use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
     parse_stat, read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo, Usage,
@@ -75,40 +75,6 @@ pub struct SampleStats {
     pub cmdlines_read: usize,
     /// Processes read by path because the descriptor budget was spent.
     pub by_path: usize,
-}
-
-/// A process that is not a kernel thread, its files open, as of the last sample that saw it.
-#[derive(Debug)]
-struct Known {
-    files: ProcFiles,
-    /// `/proc/PID/cmdline` as last read.
-    raw: Vec<u8>,
-    /// `raw` formatted as the Python tracker did.
-    command: String,
-    /// Whether `command` matches a filter.
-    matched: bool,
-    /// The sample that last listed it.
-    seen: u64,
-}
-
-impl Known {
-    /// Re-reads the command line (through `buf`); formats and matches it only if it changed.
-    fn refresh(&mut self, filters: &[Pattern], buf: &mut Vec<u8>) -> Result<(), Skip> {
-        self.files.read_cmdline(buf)?;
-        if *buf != self.raw {
-            // Copied rather than swapped: the scratch buffer keeps its capacity, and each
-            // process holds only what its command line needs.
-            self.raw.clear();
-            self.raw.extend_from_slice(buf);
-            format_command(&self.raw, &mut self.command);
-            self.matched = is_match(filters, &self.command);
-        }
-        Ok(())
-    }
-}
-
-fn is_match(filters: &[Pattern], command: &str) -> bool {
-    !command.is_empty() && filters.iter().any(|f| f.matches(command))
 }
 
 /// What a sample needs besides the process table, borrowed apart from it.
@@ -252,82 +218,6 @@ fn visit(
     }
     if !kept.insert(pid, known) {
         scratch.stats.by_path += 1;
-    }
-}
-
-/// The processes whose files are kept open, within a descriptor budget.
-#[derive(Debug)]
-struct KeptTable {
-    /// Processes other than kernel threads, by pid.
-    known: HashMap<i32, Known>,
-    /// Descriptors held by `known`.
-    fds: usize,
-    /// Most descriptors `known` may hold.
-    budget: usize,
-    /// Whether running out of descriptors has been logged.
-    out_of_fds_logged: bool,
-}
-
-impl KeptTable {
-    /// Forgets `pid`, closing its files.
-    fn remove(&mut self, pid: i32) {
-        if let Some(gone) = self.known.remove(&pid) {
-            self.fds -= gone.files.descriptors();
-        }
-    }
-
-    /// Keeps `known` if the budget allows; returns whether it did.
-    fn insert(&mut self, pid: i32, known: Known) -> bool {
-        let fds = known.files.descriptors();
-        if self.fds + fds > self.budget {
-            return false;
-        }
-        self.fds += fds;
-        if let Some(old) = self.known.insert(pid, known) {
-            self.fds -= old.files.descriptors();
-        }
-        true
-    }
-
-    /// Closes the files of processes not listed in sample `samples`.
-    fn drop_unlisted(&mut self, samples: u64) {
-        let fds = &mut self.fds;
-        self.known.retain(|_, k| {
-            let listed = k.seen == samples;
-            if !listed {
-                *fds -= k.files.descriptors();
-            }
-            listed
-        });
-    }
-
-    /// Opening failed with `EMFILE`/`ENFILE`: keep fewer descriptors from now on, and close
-    /// the ones beyond that now, except those of `pid` (being read).
-    fn out_of_descriptors(&mut self, pid: i32) {
-        let budget = self.fds / 2;
-        if !self.out_of_fds_logged {
-            log::warn!(
-                "out of file descriptors with {} /proc files open; keeping at most {budget}, \
-                 reading other processes by path",
-                self.fds
-            );
-            self.out_of_fds_logged = true;
-        }
-        self.budget = self.budget.min(budget);
-        // Those of unmatched processes first.
-        let mut pids: Vec<(bool, i32)> = self
-            .known
-            .iter()
-            .filter(|&(&p, _)| p != pid)
-            .map(|(&p, k)| (k.matched, p))
-            .collect();
-        pids.sort_unstable();
-        for (_, victim) in pids {
-            if self.fds <= self.budget {
-                break;
-            }
-            self.remove(victim);
-        }
     }
 }
 
