@@ -4,9 +4,9 @@
 //! the very next sample. A process found with a command line keeps its `/proc` files open
 //! ([`ProcFiles`]) and is re-read with `pread` every sample: its command line always (exec
 //! and setproctitle change it in place, and the Python tracker saw the change at the next
-//! sample), its `stat` and `statm` when the command line matches. A kept descriptor of a process that
-//! has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which may now be a
-//! new process's, is opened afresh. The command line last read is kept with the formatted
+//! sample), its `stat` and `statm` when the command line matches. A kept descriptor of a
+//! process that has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which
+//! may now be a new process's, is opened afresh. The command line last read is kept with the formatted
 //! command and whether it matched, so an unchanged one costs a `pread` and a comparison.
 //! Descriptors are kept up to a budget (see [`crate::fd_limit`]); processes beyond it are
 //! read by path each sample.
