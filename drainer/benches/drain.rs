@@ -2,14 +2,18 @@
 //! in the same run:
 //!
 //! - `drainer`: `Drainer::drain_all` over 4 prefilled rings: read, format, one append per
-//!   round, `fdatasync`, checkpoint, release. Storage and rings live on tmpfs (`/dev/shm`),
-//!   so the figure is the drainer's CPU cost, not a disk's;
-//! - `drainer_metrics_on`: the same with the Prometheus metrics on (per-record duration
-//!   buckets, books after each commit, `/metrics` served and scraped every 100 ms); the
-//!   target is within 10% of `drainer`;
+//!   round to each table (`robot_activity_data` and the context table, the default),
+//!   `fdatasync`, checkpoint, release. Storage and rings live on tmpfs (`/dev/shm`), so the
+//!   figure is the drainer's CPU cost, not a disk's;
+//! - `drainer_compat_only`: the same with the context table off: the ratio to `drainer` is
+//!   what keeping service, pid and tid for every row costs;
+//! - `drainer_metrics_on`: `drainer` with the Prometheus metrics on too (per-record
+//!   duration buckets, books after each commit, `/metrics` served and scraped every
+//!   100 ms); the target is within 10% of `drainer`, and at least 10 M records/s;
 //! - `csv_crate`: the same rows formatted by the `csv` crate (QUOTE_ALL, CRLF) into memory,
 //!   no rings and no I/O: what a straightforward Rust writer costs;
 //! - `format_only`: the drainer's row formatting alone (no rings, no I/O);
+//! - `format_only_with_context`: the same, each record also as a context row;
 //! - `memcpy`: copying the finished CSV bytes once: the floor any writer pays.
 //!
 //! Run: `cargo bench -p perf-drainer --bench drain`.
@@ -34,7 +38,7 @@ fn record(i: u64) -> Record {
         start_ns: 1_722_450_000_000_000_000 + i * 1_234_567,
         duration_ns: (i * 7_919) % 5_000_000_000,
         state: (i % STATES.len() as u64) as u32,
-        tid: 1,
+        tid: 21_000 + (i % 8) as u32,
     }
 }
 
@@ -61,8 +65,9 @@ fn fill(shm: &Path) -> Vec<ProducerRing> {
 /// Time `Drainer::drain_all` takes over freshly filled rings, `iters` times. With
 /// `metrics`, as `perf-drainer run --metrics-listen` has it: durations counted per record,
 /// the books updated after each commit, the server running on its thread, and a client
-/// scraping it every 100 ms throughout (Prometheus scrapes every 15 s or more).
-fn drained(iters: u64, metrics: bool) -> Duration {
+/// scraping it every 100 ms throughout (Prometheus scrapes every 15 s or more). With
+/// `context`, the context table is written beside the CSV.
+fn drained(iters: u64, metrics: bool, context: bool) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let dir = scratch();
@@ -73,6 +78,7 @@ fn drained(iters: u64, metrics: bool) -> Duration {
             storage_dir: dir.path().join("storage"),
             shm_dir: shm,
             allowed: AllowedUids::with_defaults(&[]),
+            context,
         })
         .unwrap();
         let exported = metrics.then(|| {
@@ -143,9 +149,14 @@ fn drain(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
 
-    group.bench_function("drainer", |b| b.iter_custom(|iters| drained(iters, false)));
+    group.bench_function("drainer", |b| {
+        b.iter_custom(|iters| drained(iters, false, true))
+    });
+    group.bench_function("drainer_compat_only", |b| {
+        b.iter_custom(|iters| drained(iters, false, false))
+    });
     group.bench_function("drainer_metrics_on", |b| {
-        b.iter_custom(|iters| drained(iters, true))
+        b.iter_custom(|iters| drained(iters, true, true))
     });
 
     let records: Vec<Record> = (0..TOTAL).map(record).collect();
@@ -175,7 +186,7 @@ fn drain(c: &mut Criterion) {
     });
 
     let states: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let format = perf_drainer::rows::RowFormat::new(&states);
+    let format = perf_drainer::rows::RowFormat::new(&states, "robot-server", 4242);
     let mut out = Vec::with_capacity(TOTAL as usize * 64);
     group.bench_function("format_only", |b| {
         b.iter(|| {
@@ -184,6 +195,16 @@ fn drain(c: &mut Criterion) {
                 format.push(&mut out, r.state, r.start_ns, r.duration_ns);
             }
             std::hint::black_box(&out);
+        })
+    });
+    let mut rows = perf_drainer::rows::RoundRows::with_capacity(TOTAL as usize, true);
+    group.bench_function("format_only_with_context", |b| {
+        b.iter(|| {
+            rows.clear();
+            for r in &records {
+                format.push_record(&mut rows, r);
+            }
+            std::hint::black_box(&rows);
         })
     });
 

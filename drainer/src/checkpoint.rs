@@ -65,6 +65,10 @@ pub struct Checkpoint {
     pub version: u32,
     /// The CSV (absent before the first commit).
     pub csv: Option<CsvState>,
+    /// The context table, `robot_activity_context_data` (absent before its first commit,
+    /// and in checkpoints of drainers that did not keep it: it then starts where it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<CsvState>,
     /// Progress per ring id.
     pub rings: BTreeMap<u64, RingEntry>,
 }
@@ -95,6 +99,7 @@ impl Checkpoint {
         Checkpoint {
             version: VERSION,
             csv: None,
+            context: None,
             rings: BTreeMap::new(),
         }
     }
@@ -210,6 +215,28 @@ mod tests {
         // Only the checkpoint is left: no temporary.
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn checkpoints_without_the_context_table_still_load() {
+        // What drainers before the context table wrote.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            b"{\"version\":1,\"csv\":{\"len\":3,\"dev\":1,\"ino\":2},\"rings\":{}}",
+        )
+        .unwrap();
+        let ckpt = Checkpoint::load(dir.path()).unwrap();
+        assert_eq!(ckpt.csv.map(|c| c.len), Some(3));
+        assert_eq!(ckpt.context, None);
+        let mut with = ckpt.clone();
+        with.context = Some(CsvState {
+            len: 9,
+            dev: 1,
+            ino: 3,
+        });
+        with.store(dir.path()).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), with);
     }
 
     #[test]

@@ -60,12 +60,13 @@ pub struct Locations {
 }
 
 impl Locations {
-    /// The drainer configuration these options describe.
+    /// The drainer configuration these options describe (with the context table kept).
     pub fn config(&self) -> Config {
         Config {
             storage_dir: self.storage_dir.clone(),
             shm_dir: self.shm_dir.clone(),
             allowed: AllowedUids::with_defaults(&self.allow_uids),
+            context: true,
         }
     }
 }
@@ -97,6 +98,28 @@ pub struct Options {
     pub log_level: LevelFilter,
     #[command(flatten)]
     pub metrics: MetricsOptions,
+    /// Keep robot_activity_context_data (every row plus service, pid and tid) beside
+    /// robot_activity_data: on or off (also true/false, 1/0).
+    #[arg(
+        long,
+        global = true,
+        value_name = "on|off",
+        env = "OT_PERFORMANCE_METRICS_CONTEXT_TABLE",
+        default_value = "on",
+        value_parser = parse_switch,
+        action = clap::ArgAction::Set
+    )]
+    pub context_table: bool,
+}
+
+impl Options {
+    /// The drainer configuration these options describe.
+    pub fn config(&self) -> Config {
+        Config {
+            context: self.context_table,
+            ..self.locations.config()
+        }
+    }
 }
 
 /// Where `run` exposes its metrics for Prometheus; off unless given.
@@ -162,6 +185,16 @@ pub fn parse_interval(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses an on/off switch: `on`, `true`, `1` or `off`, `false`, `0`, any case (the
+/// spellings of the robot's feature flags); anything else is refused rather than guessed.
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err("expected on or off (or true/false, 1/0)".into()),
+    }
+}
+
 fn parse_level(value: &str) -> Result<LevelFilter, String> {
     perf_daemon::logging::parse_level(value).map_err(|e| e.to_string())
 }
@@ -205,5 +238,9 @@ mod tests {
         let cli = Cli::try_parse_from(["perf-drainer", "status", "--json"]).unwrap();
         assert_eq!(cli.command, Some(Command::Status { json: true }));
         assert_eq!(cli.options.log_level, LevelFilter::Info);
+        assert!(cli.options.context_table);
+        let cli = Cli::try_parse_from(["perf-drainer", "once", "--context-table", "OFF"]).unwrap();
+        assert!(!cli.options.config().context);
+        assert!(Cli::try_parse_from(["perf-drainer", "--context-table", "maybe"]).is_err());
     }
 }

@@ -37,7 +37,7 @@ pub enum AppError {
 
 /// Runs the command (logging must already be set up).
 pub fn execute(cli: &Cli) -> Result<(), AppError> {
-    let cfg = cli.options.locations.config();
+    let cfg = cli.options.config();
     match cli.command.clone().unwrap_or(Command::Run) {
         Command::Run => {
             let shutdown = Shutdown::install()?;

@@ -1,22 +1,59 @@
-//! The CSV and the checkpoint as one transaction: rows are appended and synced, then the
-//! checkpoint naming the new CSV length and every ring's position replaces the old one
-//! atomically. Until that rename the previous checkpoint stands, and the rows after its
-//! length are cut away ([`Store::roll_back`], or [`Store::open_table`] on the next start),
-//! so the CSV never keeps rows the checkpoint does not cover.
+//! The tables and the checkpoint as one transaction: the rows of a round are appended to
+//! `robot_activity_data` and (unless turned off) to `robot_activity_context_data`, both are
+//! synced, then the checkpoint naming both new lengths and every ring's position replaces
+//! the old one atomically. Until that rename the previous checkpoint stands, and the rows
+//! after its lengths are cut away ([`Store::roll_back`], or [`Store::open_tables`] on the
+//! next start), so neither table ever keeps rows the checkpoint does not cover: a record is
+//! in both exactly once, or in neither.
 //!
-//! The CSV is opened lazily and closed after every cycle ([`Store::close`]): between
+//! The tables are opened lazily and closed after every cycle ([`Store::close`]): between
 //! cycles nothing in the storage directory is open for writing.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use perf_table::{TableFile, ROBOT_ACTIVITY};
+use perf_table::{TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CsvState, RingEntry};
 use crate::error::StorageError;
 use crate::failpoint::Failpoint;
+use crate::rows::RoundRows;
 
-/// The open CSV and the identity of the file behind it.
+/// Which of the drainer's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// `robot_activity_data`, the Python package's three columns.
+    Compat,
+    /// `robot_activity_context_data`, the same rows plus service, pid and tid.
+    Context,
+}
+
+impl Which {
+    fn spec(self) -> &'static TableSpec {
+        match self {
+            Which::Compat => &ROBOT_ACTIVITY,
+            Which::Context => &ROBOT_ACTIVITY_CONTEXT,
+        }
+    }
+
+    /// The table's state in a checkpoint.
+    fn state(self, ckpt: &mut Checkpoint) -> &mut Option<CsvState> {
+        match self {
+            Which::Compat => &mut ckpt.csv,
+            Which::Context => &mut ckpt.context,
+        }
+    }
+
+    /// Failpoint after this table's append.
+    fn appended(self) -> &'static str {
+        match self {
+            Which::Compat => "after-append",
+            Which::Context => "after-context-append",
+        }
+    }
+}
+
+/// An open table and the identity of the file behind it.
 #[derive(Debug)]
 struct OpenTable {
     file: TableFile,
@@ -24,23 +61,54 @@ struct OpenTable {
     ino: u64,
 }
 
-/// The storage directory's CSV and checkpoint.
+impl OpenTable {
+    fn state(&self) -> CsvState {
+        CsvState {
+            len: self.file.len(),
+            dev: self.dev,
+            ino: self.ino,
+        }
+    }
+}
+
+/// One of the drainer's tables, open or not.
+#[derive(Debug)]
+struct Table {
+    which: Which,
+    open: Option<OpenTable>,
+}
+
+/// The storage directory's tables and checkpoint.
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
-    table: Option<OpenTable>,
-    /// The checkpoint as last made durable (plus the CSV state found on opening it).
+    /// The compatible table, then the context table when it is kept.
+    tables: Vec<Table>,
+    /// The checkpoint as last made durable (plus the table states found on opening them).
     ckpt: Checkpoint,
     /// The checkpoint must be written even without new rows (a ring was forgotten).
     dirty: bool,
 }
 
 impl Store {
-    /// Loads the checkpoint of `dir`; the CSV is opened by the first commit.
-    pub(crate) fn load(dir: &Path) -> Result<Store, CheckpointError> {
+    /// Loads the checkpoint of `dir`; the tables are opened by the first commit. With
+    /// `context` off only `robot_activity_data` is written, and the context table's
+    /// checkpointed state (if an earlier run kept it) is carried along untouched, so it
+    /// is still right when the table is turned on again.
+    pub(crate) fn load(dir: &Path, context: bool) -> Result<Store, CheckpointError> {
+        let mut tables = vec![Table {
+            which: Which::Compat,
+            open: None,
+        }];
+        if context {
+            tables.push(Table {
+                which: Which::Context,
+                open: None,
+            });
+        }
         Ok(Store {
             dir: dir.to_path_buf(),
-            table: None,
+            tables,
             ckpt: Checkpoint::load(dir)?,
             dirty: false,
         })
@@ -75,39 +143,46 @@ impl Store {
         }
     }
 
-    /// Closes the CSV.
+    /// Closes the tables.
     pub(crate) fn close(&mut self) {
-        self.table = None;
+        for t in &mut self.tables {
+            t.open = None;
+        }
     }
 
-    /// Opens the CSV if needed (see [`Store::reconcile`]), follows it through someone
-    /// else's rotation (see [`Store::follow`]) and makes sure it ends where the checkpoint
-    /// says.
-    pub(crate) fn open_table(&mut self) -> Result<&mut TableFile, StorageError> {
-        let open = match self.table.take() {
-            Some(open) => self.follow(open)?,
-            None => self.reconcile()?,
-        };
-        let open = self.table.insert(open);
-        if let Some(csv) = self.ckpt.csv {
-            if open.file.len() != csv.len {
-                open.file.truncate(csv.len)?;
+    /// Opens the tables if needed (see [`Store::reconcile`]), follows each through someone
+    /// else's rotation (see [`Store::follow`]) and makes sure each ends where the
+    /// checkpoint says.
+    pub(crate) fn open_tables(&mut self) -> Result<(), StorageError> {
+        for i in 0..self.tables.len() {
+            let which = self.tables[i].which;
+            let open = match self.tables[i].open.take() {
+                Some(open) => self.follow(which, open)?,
+                None => self.reconcile(which)?,
+            };
+            let open = self.tables[i].open.insert(open);
+            if let Some(csv) = *which.state(&mut self.ckpt) {
+                if open.file.len() != csv.len {
+                    open.file.truncate(csv.len)?;
+                }
             }
         }
-        Ok(&mut open.file)
+        Ok(())
     }
 
-    /// Opens the CSV and reconciles it with the checkpoint: cuts back rows of an
+    /// Opens one table and reconciles it with the checkpoint: cuts back rows of an
     /// interrupted commit, notices a file replaced or cut by someone else, and makes the
-    /// file's identity and length durable before anything is appended to it.
-    fn reconcile(&mut self) -> Result<OpenTable, StorageError> {
-        let mut file = TableFile::open(&self.dir, &ROBOT_ACTIVITY)?;
+    /// file's identity and length durable before anything is appended to it. A table the
+    /// checkpoint does not know yet (a first start, or a context table added to an older
+    /// storage directory) starts where it is.
+    fn reconcile(&mut self, which: Which) -> Result<OpenTable, StorageError> {
+        let mut file = TableFile::open(&self.dir, which.spec())?;
         let meta = std::fs::metadata(file.path()).map_err(|source| StorageError::Stat {
             path: file.path().to_path_buf(),
             source,
         })?;
         let (dev, ino) = (meta.dev(), meta.ino());
-        match self.ckpt.csv {
+        match *which.state(&mut self.ckpt) {
             Some(c) if (c.dev, c.ino) == (dev, ino) => {
                 if file.len() > c.len {
                     log::info!(
@@ -132,66 +207,69 @@ impl Store {
             ),
             None => {}
         }
-        let csv = Some(CsvState {
-            len: file.len(),
-            dev,
-            ino,
-        });
-        if csv != self.ckpt.csv {
+        let open = OpenTable { file, dev, ino };
+        let csv = Some(open.state());
+        if csv != *which.state(&mut self.ckpt) {
             // Which file and how long must be durable before the first append to it:
             // otherwise rows appended by a run killed before its first checkpoint
             // would not be cut back, and would come again.
             let mut next = self.ckpt.clone();
-            next.csv = csv;
-            next.store(&self.dir)?;
-            self.ckpt = next;
-        }
-        Ok(OpenTable { file, dev, ino })
-    }
-
-    /// The CSV stays open for a whole cycle, which can be long under load (or `once` on a
-    /// full ring directory). If logrotate cut it (`copytruncate`) or moved it away (`mv`,
-    /// `create`) meanwhile, appends go to the file at the path, at its real end
-    /// ([`TableFile::follow`]), and the new identity and length are made durable first,
-    /// exactly as when the file is opened: a kill after the next append then cuts back to
-    /// the new length instead of keeping rows the rings will give again.
-    fn follow(&mut self, mut open: OpenTable) -> Result<OpenTable, StorageError> {
-        if open.file.follow()?.is_some() {
-            (open.dev, open.ino) = open.file.identity();
-            let mut next = self.ckpt.clone();
-            next.csv = Some(CsvState {
-                len: open.file.len(),
-                dev: open.dev,
-                ino: open.ino,
-            });
+            *which.state(&mut next) = csv;
             next.store(&self.dir)?;
             self.ckpt = next;
         }
         Ok(open)
     }
 
-    /// Makes a round durable: `rows` appended and synced, then the checkpoint with
-    /// `entries` (every ring drained, keyed by id).
+    /// A table stays open for a whole cycle, which can be long under load (or `once` on a
+    /// full ring directory). If logrotate cut it (`copytruncate`) or moved it away (`mv`,
+    /// `create`) meanwhile, appends go to the file at the path, at its real end
+    /// ([`TableFile::follow`]), and the new identity and length are made durable first,
+    /// exactly as when the file is opened: a kill after the next append then cuts back to
+    /// the new length instead of keeping rows the rings will give again.
+    fn follow(&mut self, which: Which, mut open: OpenTable) -> Result<OpenTable, StorageError> {
+        if open.file.follow()?.is_some() {
+            (open.dev, open.ino) = open.file.identity();
+            let mut next = self.ckpt.clone();
+            *which.state(&mut next) = Some(open.state());
+            next.store(&self.dir)?;
+            self.ckpt = next;
+        }
+        Ok(open)
+    }
+
+    /// Makes a round durable: `rows` appended to their tables and synced, then the
+    /// checkpoint with both lengths and `entries` (every ring drained, keyed by id).
     pub(crate) fn commit(
         &mut self,
-        rows: &[u8],
+        rows: &RoundRows,
         entries: impl Iterator<Item = (u64, RingEntry)>,
         failpoint: &mut Failpoint,
     ) -> Result<(), StorageError> {
-        let file = self.open_table()?;
-        if !rows.is_empty() {
-            file.append(rows)?;
-            failpoint.hit("after-append");
-            file.sync()?;
+        self.open_tables()?;
+        let appended = !rows.compat.is_empty();
+        for t in &mut self.tables {
+            let bytes = match t.which {
+                Which::Compat => &rows.compat[..],
+                Which::Context => rows.context.as_deref().unwrap_or_default(),
+            };
+            if let (Some(open), false) = (&mut t.open, bytes.is_empty()) {
+                open.file.append(bytes)?;
+                failpoint.hit(t.which.appended());
+            }
+        }
+        let mut next = self.ckpt.clone();
+        for t in &mut self.tables {
+            if let Some(open) = &mut t.open {
+                if appended {
+                    open.file.sync()?;
+                }
+                *t.which.state(&mut next) = Some(open.state());
+            }
+        }
+        if appended {
             failpoint.hit("after-sync");
         }
-        let len = file.len();
-        let mut next = self.ckpt.clone();
-        next.csv = self.table.as_ref().map(|open| CsvState {
-            len,
-            dev: open.dev,
-            ino: open.ino,
-        });
         next.rings.extend(entries);
         next.store(&self.dir)?;
         failpoint.hit("after-checkpoint");
@@ -200,12 +278,14 @@ impl Store {
         Ok(())
     }
 
-    /// After a failed commit: the CSV back to the checkpointed length (if that fails too,
-    /// [`Store::open_table`] cuts it at the start of the next commit).
+    /// After a failed commit: each table back to its checkpointed length (if that fails
+    /// too, [`Store::open_tables`] cuts it at the start of the next commit).
     pub(crate) fn roll_back(&mut self) {
-        if let (Some(open), Some(csv)) = (&mut self.table, self.ckpt.csv) {
-            if open.file.len() != csv.len {
-                let _ = open.file.truncate(csv.len);
+        for t in &mut self.tables {
+            if let (Some(open), Some(csv)) = (&mut t.open, *t.which.state(&mut self.ckpt)) {
+                if open.file.len() != csv.len {
+                    let _ = open.file.truncate(csv.len);
+                }
             }
         }
     }
@@ -231,9 +311,21 @@ mod tests {
     }
 
     fn commit(store: &mut Store, rows: &[u8]) {
+        let rows = RoundRows {
+            compat: rows.to_vec(),
+            context: Some(rows.to_vec()),
+        };
         store
-            .commit(rows, std::iter::empty(), &mut Failpoint::default())
+            .commit(&rows, std::iter::empty(), &mut Failpoint::default())
             .unwrap();
+    }
+
+    impl Store {
+        /// The open compatible table, after [`Store::open_tables`].
+        fn compat(&mut self) -> &mut TableFile {
+            self.open_tables().unwrap();
+            &mut self.tables[0].open.as_mut().unwrap().file
+        }
     }
 
     const A: &[u8] = b"\"A\",\"1\",\"1\"\r\n";
@@ -242,7 +334,7 @@ mod tests {
     #[test]
     fn copytruncate_during_a_cycle_leaves_no_hole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path()).unwrap();
+        let mut store = Store::load(dir.path(), true).unwrap();
         commit(&mut store, A);
         copytruncate(dir.path(), "copy");
         commit(&mut store, B);
@@ -255,17 +347,17 @@ mod tests {
     #[test]
     fn a_kill_after_appending_to_a_copytruncated_file_cuts_back_to_its_new_length() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path()).unwrap();
+        let mut store = Store::load(dir.path(), true).unwrap();
         commit(&mut store, A);
         copytruncate(dir.path(), "copy");
         // The next round gets as far as the append, then the process dies.
-        store.open_table().unwrap().append(B).unwrap();
+        store.compat().append(B).unwrap();
         drop(store);
         // On restart B is cut away (its records are read from the rings again); had the
         // checkpoint still said A's length, the shorter file would be kept as it is and B
         // would land twice.
-        let mut store = Store::load(dir.path()).unwrap();
-        store.open_table().unwrap();
+        let mut store = Store::load(dir.path(), true).unwrap();
+        store.open_tables().unwrap();
         assert_eq!(csv(dir.path()), b"");
         commit(&mut store, B);
         assert_eq!(csv(dir.path()), B);
@@ -275,7 +367,7 @@ mod tests {
     fn rename_rotation_during_a_cycle_is_followed() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join(ROBOT_ACTIVITY.name);
-        let mut store = Store::load(dir.path()).unwrap();
+        let mut store = Store::load(dir.path(), true).unwrap();
         commit(&mut store, A);
         std::fs::rename(&live, dir.path().join("moved")).unwrap();
         std::fs::write(&live, b"").unwrap();
@@ -291,9 +383,9 @@ mod tests {
     #[test]
     fn a_roll_back_after_copytruncate_writes_no_nul_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path()).unwrap();
+        let mut store = Store::load(dir.path(), true).unwrap();
         commit(&mut store, A);
-        store.open_table().unwrap().append(B).unwrap();
+        store.compat().append(B).unwrap();
         copytruncate(dir.path(), "copy");
         // The checkpoint failed: back to A's length, which the file no longer has.
         store.roll_back();

@@ -3,8 +3,9 @@
 //! A *round* reads at most [`ROUND_RECORDS`] records across all rings (each ring gets a
 //! fair share), formats them into one reusable buffer and commits them:
 //!
-//! 1. `append` the buffer to the CSV (all or nothing) and `fdatasync` it;
-//! 2. write the checkpoint (CSV length, each ring's position) atomically;
+//! 1. `append` the buffer to the CSV (all or nothing), and the same records with their
+//!    service, pid and tid to the context table (unless it is off), and `fdatasync` both;
+//! 2. write the checkpoint (both tables' lengths, each ring's position) atomically;
 //! 3. `release` each ring up to its read position, letting producers reuse the slots;
 //! 4. remove rings whose producer is dead and that are now empty.
 //!
@@ -33,11 +34,12 @@ use crate::error::{DrainError, StorageError};
 use crate::failpoint::Failpoint;
 use crate::lock::StorageLock;
 use crate::metrics::DrainMetrics;
+use crate::rows::RoundRows;
 use crate::scan::{self, AllowedUids, SkipLog, SkipReason};
 
-/// Records read per round, across all rings. Bounds the row buffer (about 60 bytes a row,
-/// so ~2 MiB) to keep the daemon small, while amortising the `fdatasync` and checkpoint
-/// over many rows.
+/// Records read per round, across all rings. Bounds the row buffers (about 60 bytes a row,
+/// so ~2 MiB, and about as much again for the context rows) to keep the daemon small,
+/// while amortising the `fdatasync` and checkpoint over many rows.
 pub const ROUND_RECORDS: usize = 1 << 15;
 
 /// Where the drainer reads and writes, and whom it trusts.
@@ -49,6 +51,10 @@ pub struct Config {
     pub shm_dir: PathBuf,
     /// Owners whose ring files are drained.
     pub allowed: AllowedUids,
+    /// Whether `robot_activity_context_data` (every row plus service, pid and tid) is kept
+    /// beside `robot_activity_data`. Off, the compatible table is written exactly as
+    /// without it.
+    pub context: bool,
 }
 
 /// What a round or cycle did.
@@ -91,7 +97,7 @@ pub struct Drainer {
     storage_log: StorageLog,
     /// Storage failures are logged here (the daemon) or only returned (`once`).
     log_storage: bool,
-    buf: Vec<u8>,
+    buf: RoundRows,
     batch: Vec<Record>,
     failpoint: Failpoint,
     /// Records per round now: [`ROUND_RECORDS`], or less while the storage is full.
@@ -106,7 +112,8 @@ impl Drainer {
     /// later storage failure.
     pub fn new(cfg: Config) -> Result<Drainer, DrainError> {
         let lock = StorageLock::acquire(&cfg.storage_dir)?;
-        let store = Store::load(&cfg.storage_dir)?;
+        let store = Store::load(&cfg.storage_dir, cfg.context)?;
+        let buf = RoundRows::with_capacity(ROUND_RECORDS, cfg.context);
         Ok(Drainer {
             cfg,
             _lock: lock,
@@ -117,7 +124,7 @@ impl Drainer {
             dir_problem: None,
             storage_log: StorageLog::new(),
             log_storage: true,
-            buf: Vec::with_capacity(ROUND_RECORDS * 64),
+            buf,
             batch: Vec::with_capacity(BATCH),
             failpoint: Failpoint::from_env(),
             round_records: ROUND_RECORDS,
@@ -149,9 +156,9 @@ impl Drainer {
         self.skips.len()
     }
 
-    /// Opens the CSV now, so a storage problem shows at start-up.
+    /// Opens the tables now, so a storage problem shows at start-up.
     pub fn prepare(&mut self) -> Result<(), StorageError> {
-        let r = self.store.open_table().map(drop);
+        let r = self.store.open_tables();
         self.store.close();
         self.note_storage(r.as_ref().err());
         r

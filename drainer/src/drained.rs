@@ -13,7 +13,7 @@ use perf_ring::{ConsumerRing, Record, RingError};
 
 use crate::checkpoint::RingEntry;
 use crate::metrics::{RingRound, StateHistogram};
-use crate::rows::RowFormat;
+use crate::rows::{RoundRows, RowFormat};
 
 /// Records copied out of a ring per `read_batch` call.
 pub(crate) const BATCH: usize = 4096;
@@ -136,7 +136,7 @@ impl DrainedRing {
         DrainedRing {
             ring,
             id: info.ring_id,
-            format: RowFormat::new(&info.states),
+            format: RowFormat::new(&info.states, &info.service, info.creator_pid),
             base,
             committed: progress,
             pending: progress,
@@ -215,13 +215,14 @@ impl DrainedRing {
         }
     }
 
-    /// Reads up to `max` records into rows in `buf`. Returns how many positions were
-    /// consumed and whether `max` was reached (the ring may hold more).
+    /// Reads up to `max` records into rows in `buf` (both tables' rows, when the context
+    /// table is kept). Returns how many positions were consumed and whether `max` was
+    /// reached (the ring may hold more).
     ///
     /// On a ring error nothing of this ring's round stays in `buf` or in its progress.
     pub(crate) fn take(
         &mut self,
-        buf: &mut Vec<u8>,
+        buf: &mut RoundRows,
         batch: &mut Vec<Record>,
         max: usize,
     ) -> Result<(usize, bool), RingError> {
@@ -237,7 +238,7 @@ impl DrainedRing {
                 self.ring.path().display()
             );
         }
-        let mark = buf.len();
+        let mark = buf.mark();
         let saved = self.pending;
         let result = self.fill(buf, batch, max);
         if result.is_err() {
@@ -251,7 +252,7 @@ impl DrainedRing {
 
     fn fill(
         &mut self,
-        buf: &mut Vec<u8>,
+        buf: &mut RoundRows,
         batch: &mut Vec<Record>,
         max: usize,
     ) -> Result<(usize, bool), RingError> {
@@ -285,11 +286,11 @@ impl DrainedRing {
         Ok((consumed, left == 0))
     }
 
-    /// Appends one CSV row per record; records with a state index outside the ring's table
-    /// are counted and skipped (logged once per ring).
-    fn format_rows(&mut self, buf: &mut Vec<u8>, batch: &[Record]) {
+    /// Appends one CSV row per record (to each table); records with a state index outside
+    /// the ring's table are counted and skipped (logged once per ring).
+    fn format_rows(&mut self, buf: &mut RoundRows, batch: &[Record]) {
         for r in batch {
-            if self.format.push(buf, r.state, r.start_ns, r.duration_ns) {
+            if self.format.push_record(buf, r) {
                 self.pending.written += 1;
             } else {
                 self.pending.invalid += 1;

@@ -1,8 +1,9 @@
 //! A crash on demand, for the exactly-once tests.
 //!
 //! `PERF_DRAINER_CRASH_AT=<point>[:<n>]` kills the drainer with SIGKILL the `n`-th time
-//! (default: first) it passes `<point>`: `after-append`, `after-sync`, `after-checkpoint`
-//! or `after-release`. SIGKILL rather than a panic or `exit`: nothing gets to flush or
+//! (default: first) it passes `<point>`: `after-append` (the rows are in
+//! `robot_activity_data`), `after-context-append` (and in `robot_activity_context_data`),
+//! `after-sync`, `after-checkpoint` or `after-release`. SIGKILL rather than a panic or `exit`: nothing gets to flush or
 //! clean up, exactly as with a power cut to the process. Unset, it costs a comparison.
 
 /// Environment variable naming the crash point.
@@ -10,6 +11,7 @@ pub const ENV: &str = "PERF_DRAINER_CRASH_AT";
 /// The points a crash can be requested at.
 pub const POINTS: &[&str] = &[
     "after-append",
+    "after-context-append",
     "after-sync",
     "after-checkpoint",
     "after-release",

@@ -211,6 +211,7 @@ mod tests {
                 storage_dir: self.storage.path().to_path_buf(),
                 shm_dir: self.shm.path().to_path_buf(),
                 allowed: AllowedUids::with_defaults(&[]),
+                context: true,
             })
             .unwrap()
         }

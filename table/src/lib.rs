@@ -39,5 +39,6 @@ pub use archive::{Rotation, Segment};
 pub use float::write_python_float;
 pub use row::{next_row_end, Row};
 pub use table::{
-    ExternalChange, TableError, TableFile, TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE,
+    ExternalChange, TableError, TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT,
+    SYSTEM_RESOURCE,
 };

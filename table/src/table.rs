@@ -23,6 +23,14 @@ pub const ROBOT_ACTIVITY: TableSpec = TableSpec {
     columns: &["state", "func_start", "duration"],
 };
 
+/// The same rows as [`ROBOT_ACTIVITY`] plus who wrote them: the ring's service name, the
+/// producer's pid and the writing thread's kernel id. Written by `perf-drainer` beside the
+/// compatible table, in the same commit; not part of the Python package's format.
+pub const ROBOT_ACTIVITY_CONTEXT: TableSpec = TableSpec {
+    name: "robot_activity_context_data",
+    columns: &["state", "func_start", "duration", "service", "pid", "tid"],
+};
+
 /// Process samples, written by the system resource tracker.
 pub const SYSTEM_RESOURCE: TableSpec = TableSpec {
     name: "system_resource_data",

@@ -74,6 +74,33 @@ impl Dirs {
         parse_rows(&self.csv())
     }
 
+    /// `robot_activity_context_data`'s bytes (empty if it does not exist yet).
+    pub fn context_csv(&self) -> Vec<u8> {
+        std::fs::read(self.storage.join("robot_activity_context_data")).unwrap_or_default()
+    }
+
+    /// Every row of the context table, checking each is complete and well-formed.
+    pub fn context_rows(&self) -> Vec<ContextRow> {
+        parse_context_rows(&self.context_csv())
+    }
+
+    /// The CSV's rows, after checking that the context table holds the very same rows in
+    /// the same order (both were written from the start), and the context rows.
+    pub fn rows_in_both(&self) -> (Vec<(String, u64, u64)>, Vec<ContextRow>) {
+        let rows = self.rows();
+        let context = self.context_rows();
+        let plain: Vec<(String, u64, u64)> = context
+            .iter()
+            .map(|c| (c.state.clone(), c.start, c.duration))
+            .collect();
+        assert_eq!(plain.len(), rows.len(), "context rows vs CSV rows");
+        assert!(
+            plain == rows,
+            "the context table's rows differ from the CSV's"
+        );
+        (rows, context)
+    }
+
     /// Complete `\r\n`-terminated lines in the CSV right now (a partial last line, as a
     /// killed drainer may leave, is not counted).
     pub fn complete_rows(&self) -> usize {
@@ -182,6 +209,50 @@ pub fn parse_rows(bytes: &[u8]) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
+/// One `robot_activity_context_data` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextRow {
+    pub state: String,
+    pub start: u64,
+    pub duration: u64,
+    pub service: String,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+/// Checks and parses `robot_activity_context_data` bytes: complete `\r\n` lines of six
+/// quoted fields (state, start, duration, service, pid, tid).
+pub fn parse_context_rows(bytes: &[u8]) -> Vec<ContextRow> {
+    let text = std::str::from_utf8(bytes).expect("context table is UTF-8");
+    assert!(
+        text.is_empty() || text.ends_with("\r\n"),
+        "partial last line in the context table"
+    );
+    text.split_terminator("\r\n")
+        .map(|line| {
+            let f: Vec<&str> = line
+                .split(',')
+                .map(|f| {
+                    assert!(
+                        f.len() >= 2 && f.starts_with('"') && f.ends_with('"'),
+                        "bad field in {line:?}"
+                    );
+                    &f[1..f.len() - 1]
+                })
+                .collect();
+            assert_eq!(f.len(), 6, "bad line {line:?}");
+            ContextRow {
+                state: f[0].to_string(),
+                start: f[1].parse().expect("start"),
+                duration: f[2].parse().expect("duration"),
+                service: f[3].to_string(),
+                pid: f[4].parse().expect("pid"),
+                tid: f[5].parse().expect("tid"),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +274,22 @@ mod tests {
     fn parse_rows_reads_the_drainer_format() {
         let rows = parse_rows(b"\"CALIBRATING\",\"1\",\"2\"\r\n\"A\",\"3\",\"4\"\r\n");
         assert_eq!(rows, vec![("CALIBRATING".into(), 1, 2), ("A".into(), 3, 4)]);
+    }
+
+    #[test]
+    fn parse_context_rows_reads_six_fields() {
+        let rows = parse_context_rows(b"\"A\",\"1\",\"2\",\"svc\",\"10\",\"11\"\r\n");
+        assert_eq!(
+            rows,
+            vec![ContextRow {
+                state: "A".into(),
+                start: 1,
+                duration: 2,
+                service: "svc".into(),
+                pid: 10,
+                tid: 11
+            }]
+        );
     }
 
     #[test]

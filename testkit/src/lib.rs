@@ -23,7 +23,7 @@ pub mod tmpfs;
 pub mod wait;
 
 pub use command::{count, marker, output_within, signal, stderr, stdout, Daemon, Reaped};
-pub use dirs::Dirs;
+pub use dirs::{ContextRow, Dirs};
 pub use ring::{now_ns, record, ring_files, ring_records};
 pub use rng::Rng;
 pub use tmpfs::Tmpfs;

@@ -1,6 +1,7 @@
 //! Cross-crate integration, multi-process stress and crash tests, and the load generator.
 
 pub mod bins;
+pub mod context;
 pub mod hostile;
 pub mod load;
 pub mod prometheus;

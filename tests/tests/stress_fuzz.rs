@@ -213,6 +213,7 @@ fn stress_fuzz_ring_validation_and_consumption() {
         storage_dir: dirs.storage.clone(),
         shm_dir: dirs.shm.clone(),
         allowed: AllowedUids::with_defaults(&[]),
+        context: true,
     })
     .expect("drainer");
     let mut templates = Vec::new();

@@ -1,5 +1,6 @@
 //! Exactly once across crashes: every record accepted by a ring appears in the CSV exactly
-//! once, with no partial line, whatever instant the drainer was killed at.
+//! once, and in the context table exactly once with its service, pid and tid, with no
+//! partial line, whatever instant the drainer was killed at.
 
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +11,17 @@ use perf_drainer::drain::ROUND_RECORDS;
 use perf_drainer::failpoint::{ENV, POINTS};
 use perf_ring::ProducerRing;
 
-use perf_testkit::{count, record, stderr, Dirs, Rng};
+use perf_testkit::{count, stderr, Dirs, Rng};
 
 const STATES: &[&str] = &["ANALYZING_PROTOCOL", "CALIBRATING", "RUNNING_PROTOCOL"];
+
+/// Services of the rings [`push`] writes to, in its round-robin order.
+const SERVICES: &[&str] = &["svc-a", "svc-b"];
+
+/// The thread id [`push`] gives the record with duration `id`.
+fn tid_of(id: u64) -> u32 {
+    100 + (id % 7) as u32
+}
 
 /// Pushes records with unique durations `next..next+n` round-robin into `rings`; returns
 /// the durations the rings accepted.
@@ -22,19 +31,28 @@ fn push(rings: &[&ProducerRing], next: &mut u64, n: u64) -> Vec<u64> {
         let id = *next;
         *next += 1;
         let ring = rings[(id % rings.len() as u64) as usize];
-        if ring
-            .push(&record((id % 3) as u32, 1_722_450_000_000_000_000 + id, id))
-            .is_ok()
-        {
+        let record = perf_ring::Record {
+            start_ns: 1_722_450_000_000_000_000 + id,
+            duration_ns: id,
+            state: (id % 3) as u32,
+            tid: tid_of(id),
+        };
+        if ring.push(&record).is_ok() {
             accepted.push(id);
         }
     }
     accepted
 }
 
-/// The CSV holds exactly `accepted`, each once.
+/// The CSV holds exactly `accepted`, each once, and so does the context table, with each
+/// record's ring's service, the producer's pid and the writer's tid.
 fn assert_exactly_once(dirs: &Dirs, mut accepted: Vec<u64>) {
-    let rows = dirs.rows();
+    let (rows, context) = dirs.rows_in_both();
+    for c in &context {
+        assert_eq!(c.service, SERVICES[(c.duration % 2) as usize], "{c:?}");
+        assert_eq!(c.pid, std::process::id(), "{c:?}");
+        assert_eq!(c.tid, tid_of(c.duration), "{c:?}");
+    }
     let mut got: Vec<u64> = rows.iter().map(|r| r.2).collect();
     got.sort_unstable();
     let dups = got.windows(2).filter(|w| w[0] == w[1]).count();
@@ -53,8 +71,8 @@ fn crash_at_every_failpoint_then_restart_is_exactly_once() {
     for point in POINTS {
         for nth in [1u64, 2] {
             let dirs = crate::dirs();
-            let a = ProducerRing::create(&dirs.shm, "svc-a", STATES, 1 << 17).unwrap();
-            let b = ProducerRing::create(&dirs.shm, "svc-b", STATES, 1 << 17).unwrap();
+            let a = ProducerRing::create(&dirs.shm, SERVICES[0], STATES, 1 << 17).unwrap();
+            let b = ProducerRing::create(&dirs.shm, SERVICES[1], STATES, 1 << 17).unwrap();
             let mut next = 0;
             // Enough for two rounds when the crash is at the second pass.
             let first = if nth == 1 {
@@ -79,9 +97,13 @@ fn crash_at_every_failpoint_then_restart_is_exactly_once() {
             let out = dirs.once();
             let log = stderr(&out);
             assert!(out.status.success(), "{point}:{nth}: {log}");
-            if matches!(*point, "after-append" | "after-sync") {
-                assert_eq!(log.matches("cutting ").count(), 1, "{point}:{nth}: {log}");
-            }
+            // Each table that got rows the checkpoint does not cover is cut back.
+            let cut = match *point {
+                "after-append" => 1,
+                "after-context-append" | "after-sync" => 2,
+                _ => 0,
+            };
+            assert_eq!(log.matches("cutting ").count(), cut, "{point}:{nth}: {log}");
             assert_exactly_once(&dirs, accepted);
             for ring in [&a, &b] {
                 let c = ring.counters();
@@ -99,8 +121,8 @@ fn sigkill_at_random_instants_then_restart_is_exactly_once() {
     let shm = dirs.shm.clone();
     let stop2 = Arc::clone(&stop);
     let producer = std::thread::spawn(move || {
-        let a = ProducerRing::create(&shm, "svc-a", STATES, 1 << 14).unwrap();
-        let b = ProducerRing::create(&shm, "svc-b", STATES, 1 << 12).unwrap();
+        let a = ProducerRing::create(&shm, SERVICES[0], STATES, 1 << 14).unwrap();
+        let b = ProducerRing::create(&shm, SERVICES[1], STATES, 1 << 12).unwrap();
         let mut next = 0;
         let mut accepted = Vec::new();
         while !stop2.load(Ordering::Relaxed) {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod compat;
+mod context;
 mod crash;
 mod hostile;
 mod idle;

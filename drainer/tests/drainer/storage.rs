@@ -19,8 +19,9 @@ fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         .ok()
 }
 
+/// The durations in the CSV, sorted, after checking the context table has the same rows.
 fn durations(dirs: &Dirs) -> Vec<u64> {
-    let mut d: Vec<u64> = dirs.rows().iter().map(|r| r.2).collect();
+    let mut d: Vec<u64> = dirs.rows_in_both().0.iter().map(|r| r.2).collect();
     d.sort_unstable();
     d
 }
@@ -28,7 +29,8 @@ fn durations(dirs: &Dirs) -> Vec<u64> {
 #[test]
 fn full_then_read_only_storage_keeps_records_and_recovers() {
     let dirs = crate::dirs();
-    let Some(fs) = mount(&dirs.storage, "512k") else {
+    // Room for both tables' 5,800 rows.
+    let Some(fs) = mount(&dirs.storage, "1m") else {
         return;
     };
     let ring = ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 1 << 14).unwrap();
@@ -48,10 +50,12 @@ fn full_then_read_only_storage_keeps_records_and_recovers() {
     // Full: nothing is consumed while it lasts, the cause is logged once.
     let filler = fs.fill("filler", 0);
     let csv_len = dirs.csv().len();
+    let context_len = dirs.context_csv().len();
     push(5_000);
     daemon.wait_log("storage is full", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(dirs.csv().len(), csv_len);
+    assert_eq!(dirs.context_csv().len(), context_len);
     assert_eq!(ring.counters().released, 100);
     assert_eq!(
         count(&daemon.log(), "storage is full"),

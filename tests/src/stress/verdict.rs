@@ -7,8 +7,9 @@ use perf_testkit::Dirs;
 use super::{alarming, LoadReport, Tally};
 
 /// The verdict every drain test ends with: the drainer caught up (`drained`, within the
-/// test's deadline) and exited cleanly, logged nothing alarming, and the CSV holds every
-/// committed record of `reports` exactly once.
+/// test's deadline) and exited cleanly, logged nothing alarming, the CSV holds every
+/// committed record of `reports` exactly once, and the context table holds the same rows
+/// with consistent context.
 pub fn assert_drained_exactly_once(
     dirs: &Dirs,
     drained: bool,
@@ -29,5 +30,8 @@ pub fn assert_drained_exactly_once(
     let committed: Vec<(u32, u64)> = reports.iter().map(|r| (r.run_id, r.committed)).collect();
     if let Err(e) = crate::load::verify_csv(&String::from_utf8_lossy(&dirs.csv()), &committed) {
         panic!("CSV does not hold every committed record exactly once: {e}");
+    }
+    if let Err(e) = crate::context::verify_context(&dirs.csv(), &dirs.context_csv()) {
+        panic!("the context table does not hold the CSV's rows with their context: {e}");
     }
 }
