@@ -22,8 +22,10 @@ fn stress_storage_full_and_read_only_then_recovery() {
     let mut rng = Rng::from_env("stress_storage");
     let mut summary = Summary::new("stress_storage", rng.seed());
     let dirs = dirs();
-    // Room for all the rows (about 5 MiB per unit of scale) plus a drain round of slack.
-    let fs = match Tmpfs::mount(&dirs.storage, &format!("{}m", 8 * scale())) {
+    // Room for all the rows in both tables (about 5 MiB per unit of scale in
+    // robot_activity_data and 7 MiB in robot_activity_context_data, which the drainer
+    // writes by default) plus a drain round of slack.
+    let fs = match Tmpfs::mount(&dirs.storage, &format!("{}m", 20 * scale())) {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!("SKIPPED stress_storage: {why}; run as root where mount is permitted");
