@@ -79,6 +79,7 @@ fn drained(iters: u64, metrics: bool, context: bool) -> Duration {
             shm_dir: shm,
             allowed: AllowedUids::with_defaults(&[]),
             context,
+            rotation: None,
         })
         .unwrap();
         let exported = metrics.then(|| {

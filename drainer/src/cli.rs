@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use log::LevelFilter;
 
+use perf_table::Rotation;
+
 use crate::drain::Config;
 use crate::scan::AllowedUids;
 
@@ -67,6 +69,7 @@ impl Locations {
             shm_dir: self.shm_dir.clone(),
             allowed: AllowedUids::with_defaults(&self.allow_uids),
             context: true,
+            rotation: None,
         }
     }
 }
@@ -110,13 +113,45 @@ pub struct Options {
         action = clap::ArgAction::Set
     )]
     pub context_table: bool,
+    /// Rotate each table before a drain round would take it past this size: a whole number
+    /// of bytes, or with K, M or G (powers of 1024), e.g. 16M; 0 is unbounded. Older rows
+    /// move to numbered gzip files beside it (robot_activity_data.<n>.gz) [default: unbounded]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SIZE",
+        env = "OT_PERFORMANCE_METRICS_MAX_FILE_SIZE",
+        value_parser = parse_max_file_size
+    )]
+    pub max_file_size: Option<u64>,
+    /// Rotated files kept per table with --max-file-size; older ones are removed (0 keeps
+    /// none: rotation then discards old rows).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "OT_PERFORMANCE_METRICS_ROTATED_FILES",
+        default_value_t = DEFAULT_ROTATED_FILES
+    )]
+    pub rotated_files: usize,
 }
+
+/// Rotated files kept per table unless `--rotated-files` says otherwise (the tracker's
+/// default too).
+pub const DEFAULT_ROTATED_FILES: usize = 8;
 
 impl Options {
     /// The drainer configuration these options describe.
     pub fn config(&self) -> Config {
         Config {
             context: self.context_table,
+            rotation: self
+                .max_file_size
+                .filter(|&max| max > 0)
+                .map(|max_bytes| Rotation {
+                    max_bytes,
+                    keep: self.rotated_files,
+                }),
             ..self.locations.config()
         }
     }
@@ -195,6 +230,13 @@ pub fn parse_switch(value: &str) -> Result<bool, String> {
     }
 }
 
+/// Parses `--max-file-size` as [`perf_table::archive::parse_size`] reads sizes.
+pub fn parse_max_file_size(value: &str) -> Result<u64, String> {
+    perf_table::archive::parse_size(value).ok_or_else(|| {
+        "expected a size in bytes, optionally with K, M or G, e.g. 16M (0: unbounded)".into()
+    })
+}
+
 fn parse_level(value: &str) -> Result<LevelFilter, String> {
     perf_daemon::logging::parse_level(value).map_err(|e| e.to_string())
 }
@@ -242,5 +284,43 @@ mod tests {
         let cli = Cli::try_parse_from(["perf-drainer", "once", "--context-table", "OFF"]).unwrap();
         assert!(!cli.options.config().context);
         assert!(Cli::try_parse_from(["perf-drainer", "--context-table", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn rotation_is_off_unless_a_size_is_given() {
+        let cli = Cli::try_parse_from(["perf-drainer"]).unwrap();
+        assert_eq!(cli.options.config().rotation, None);
+        let cli = Cli::try_parse_from(["perf-drainer", "--max-file-size", "0"]).unwrap();
+        assert_eq!(cli.options.config().rotation, None);
+        let cli = Cli::try_parse_from(["perf-drainer", "once", "--max-file-size", "16M"]).unwrap();
+        assert_eq!(
+            cli.options.config().rotation,
+            Some(Rotation {
+                max_bytes: 16 << 20,
+                keep: DEFAULT_ROTATED_FILES
+            })
+        );
+        let cli = Cli::try_parse_from([
+            "perf-drainer",
+            "--max-file-size",
+            "4096",
+            "--rotated-files",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.options.config().rotation,
+            Some(Rotation {
+                max_bytes: 4096,
+                keep: 0
+            })
+        );
+        for bad in ["16X", "-1", "", "1.5M"] {
+            assert!(
+                Cli::try_parse_from(["perf-drainer", "--max-file-size", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Cli::try_parse_from(["perf-drainer", "--rotated-files", "many"]).is_err());
     }
 }

@@ -8,16 +8,39 @@
 //!
 //! The tables are opened lazily and closed after every cycle ([`Store::close`]): between
 //! cycles nothing in the storage directory is open for writing.
+//!
+//! # Rotation
+//!
+//! With a size cap ([`Rotation`]) a table is rotated between two commits, when it holds
+//! exactly the checkpointed rows: before a round is appended, each table that the round
+//! would take past the cap is renamed to its next number and a new, empty live file takes
+//! its path ([`TableFile::rotate`]); then one checkpoint names every new live file (its
+//! identity, length 0) with the rings' positions unchanged; then the numbered files are
+//! compressed and the oldest pruned ([`archive::settle`]). A kill at any instant:
+//!
+//! | killed | the next start |
+//! | --- | --- |
+//! | before a table's rename | nothing to do: the file is the checkpointed one |
+//! | after the rename, before the checkpoint | the checkpoint names the numbered file, which holds exactly its committed rows; the live file (created if missing) is not that file, so it is appended to as it is, empty: no row twice, none lost |
+//! | after the checkpoint, while compressing or pruning | the live files are the checkpointed ones; `settle` finishes the rest |
+//!
+//! `settle` runs after each rotation and at start, only after every table was reconciled
+//! with the checkpoint and that was stored: until then the old checkpoint may name a
+//! numbered file, whose inode must not be freed (and reused by a new file) while it does.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use perf_table::{TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
+use perf_table::{archive, Rotation, TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CsvState, RingEntry};
 use crate::error::StorageError;
-use crate::failpoint::Failpoint;
+use crate::failpoint::{step_point, Failpoint};
 use crate::rows::RoundRows;
+
+/// How long a failed `settle` (say, no room to compress) waits before it is tried again.
+const SETTLE_RETRY: Duration = Duration::from_secs(60);
 
 /// Which of the drainer's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +111,11 @@ pub(crate) struct Store {
     ckpt: Checkpoint,
     /// The checkpoint must be written even without new rows (a ring was forgotten).
     dirty: bool,
+    /// The size cap, if any.
+    rotation: Option<Rotation>,
+    /// Rotated files may be left to compress or prune: at start (a run killed during a
+    /// rotation), or after a `settle` that failed (then not before the instant given).
+    unsettled: Option<Option<Instant>>,
 }
 
 impl Store {
@@ -95,7 +123,13 @@ impl Store {
     /// `context` off only `robot_activity_data` is written, and the context table's
     /// checkpointed state (if an earlier run kept it) is carried along untouched, so it
     /// is still right when the table is turned on again.
-    pub(crate) fn load(dir: &Path, context: bool) -> Result<Store, CheckpointError> {
+    ///
+    /// With `rotation` each table is rotated before a round would take it past the cap.
+    pub(crate) fn load(
+        dir: &Path,
+        context: bool,
+        rotation: Option<Rotation>,
+    ) -> Result<Store, CheckpointError> {
         let mut tables = vec![Table {
             which: Which::Compat,
             open: None,
@@ -111,6 +145,8 @@ impl Store {
             tables,
             ckpt: Checkpoint::load(dir)?,
             dirty: false,
+            rotation,
+            unsettled: rotation.map(|_| None),
         })
     }
 
@@ -167,6 +203,78 @@ impl Store {
                 }
             }
         }
+        // Only now: every table's current file is in the stored checkpoint.
+        self.settle(&mut Failpoint::default());
+        Ok(())
+    }
+
+    /// Finishes rotations (compress, prune) if some may be unfinished and a failed attempt
+    /// is not too recent. A failure is logged and leaves the rows where they are: the
+    /// rotated file stays plain, or one more is kept, until the next attempt.
+    fn settle(&mut self, failpoint: &mut Failpoint) {
+        let (Some(rotation), Some(not_before)) = (self.rotation, self.unsettled) else {
+            return;
+        };
+        if not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let mut failed = false;
+        for t in &self.tables {
+            let watch = &mut |step| failpoint.hit(step_point(step));
+            if let Err(e) = archive::settle_watched(&self.dir, t.which.spec(), rotation.keep, watch)
+            {
+                log::warn!(
+                    "{e}; rotated files stay as they are, retrying in {} s",
+                    SETTLE_RETRY.as_secs()
+                );
+                failed = true;
+            }
+        }
+        self.unsettled = failed.then(|| Some(Instant::now() + SETTLE_RETRY));
+    }
+
+    /// Rotates every table that `rows` would take past the cap, then stores the checkpoint
+    /// naming the new live files and settles (see the module documentation). Called between
+    /// commits only: each table holds exactly its checkpointed rows.
+    fn rotate_due(
+        &mut self,
+        rows: &RoundRows,
+        failpoint: &mut Failpoint,
+    ) -> Result<(), StorageError> {
+        let Some(rotation) = self.rotation else {
+            return Ok(());
+        };
+        let mut rotated = false;
+        for t in &mut self.tables {
+            let Some(open) = &mut t.open else { continue };
+            let incoming = match t.which {
+                Which::Compat => rows.compat.len(),
+                Which::Context => rows.context.as_ref().map_or(0, Vec::len),
+            };
+            if !rotation.due(open.file.len(), incoming as u64) {
+                continue;
+            }
+            // Whatever happens from here, numbered files may be left to finish.
+            self.unsettled = Some(None);
+            open.file
+                .rotate_watched(&mut |step| failpoint.hit(step_point(step)))?;
+            (open.dev, open.ino) = open.file.identity();
+            failpoint.hit("rotate-created");
+            rotated = true;
+        }
+        if !rotated {
+            return Ok(());
+        }
+        let mut next = self.ckpt.clone();
+        for t in &self.tables {
+            if let Some(open) = &t.open {
+                *t.which.state(&mut next) = Some(open.state());
+            }
+        }
+        next.store(&self.dir)?;
+        self.ckpt = next;
+        failpoint.hit("rotate-checkpoint");
+        self.settle(failpoint);
         Ok(())
     }
 
@@ -201,10 +309,19 @@ impl Store {
                     );
                 }
             }
-            Some(_) => log::info!(
-                "{} is not the file the checkpoint describes (it was replaced); appending to it as it is",
-                file.path().display()
-            ),
+            Some(c) => match rotated_to(&self.dir, which.spec(), (c.dev, c.ino)) {
+                Some(seg) => log::info!(
+                    "finishing a rotation interrupted before its checkpoint: {} holds the {} committed bytes, {} ({} bytes) comes after it",
+                    seg.display(),
+                    c.len,
+                    file.path().display(),
+                    file.len()
+                ),
+                None => log::info!(
+                    "{} is not the file the checkpoint describes (it was replaced); appending to it as it is",
+                    file.path().display()
+                ),
+            },
             None => {}
         }
         let open = OpenTable { file, dev, ino };
@@ -247,6 +364,7 @@ impl Store {
         failpoint: &mut Failpoint,
     ) -> Result<(), StorageError> {
         self.open_tables()?;
+        self.rotate_due(rows, failpoint)?;
         let appended = !rows.compat.is_empty();
         for t in &mut self.tables {
             let bytes = match t.which {
@@ -289,6 +407,16 @@ impl Store {
             }
         }
     }
+}
+
+/// The rotated, not yet compressed file of `spec` that is the file `identity` names, if any:
+/// what a checkpoint names after a kill between a rotation's rename and its checkpoint.
+fn rotated_to(dir: &Path, spec: &TableSpec, identity: (u64, u64)) -> Option<PathBuf> {
+    let segs = archive::segments(dir, spec).ok()?;
+    segs.into_iter()
+        .filter(|s| !s.compressed)
+        .find(|s| std::fs::symlink_metadata(&s.path).is_ok_and(|m| (m.dev(), m.ino()) == identity))
+        .map(|s| s.path)
 }
 
 #[cfg(test)]
@@ -334,7 +462,7 @@ mod tests {
     #[test]
     fn copytruncate_during_a_cycle_leaves_no_hole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path(), true).unwrap();
+        let mut store = Store::load(dir.path(), true, None).unwrap();
         commit(&mut store, A);
         copytruncate(dir.path(), "copy");
         commit(&mut store, B);
@@ -347,7 +475,7 @@ mod tests {
     #[test]
     fn a_kill_after_appending_to_a_copytruncated_file_cuts_back_to_its_new_length() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path(), true).unwrap();
+        let mut store = Store::load(dir.path(), true, None).unwrap();
         commit(&mut store, A);
         copytruncate(dir.path(), "copy");
         // The next round gets as far as the append, then the process dies.
@@ -356,7 +484,7 @@ mod tests {
         // On restart B is cut away (its records are read from the rings again); had the
         // checkpoint still said A's length, the shorter file would be kept as it is and B
         // would land twice.
-        let mut store = Store::load(dir.path(), true).unwrap();
+        let mut store = Store::load(dir.path(), true, None).unwrap();
         store.open_tables().unwrap();
         assert_eq!(csv(dir.path()), b"");
         commit(&mut store, B);
@@ -367,7 +495,7 @@ mod tests {
     fn rename_rotation_during_a_cycle_is_followed() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join(ROBOT_ACTIVITY.name);
-        let mut store = Store::load(dir.path(), true).unwrap();
+        let mut store = Store::load(dir.path(), true, None).unwrap();
         commit(&mut store, A);
         std::fs::rename(&live, dir.path().join("moved")).unwrap();
         std::fs::write(&live, b"").unwrap();
@@ -383,7 +511,7 @@ mod tests {
     #[test]
     fn a_roll_back_after_copytruncate_writes_no_nul_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::load(dir.path(), true).unwrap();
+        let mut store = Store::load(dir.path(), true, None).unwrap();
         commit(&mut store, A);
         store.compat().append(B).unwrap();
         copytruncate(dir.path(), "copy");

@@ -55,6 +55,8 @@ pub struct Config {
     /// beside `robot_activity_data`. Off, the compatible table is written exactly as
     /// without it.
     pub context: bool,
+    /// Size cap and rotated files kept per table; `None` appends for ever.
+    pub rotation: Option<perf_table::Rotation>,
 }
 
 /// What a round or cycle did.
@@ -112,7 +114,7 @@ impl Drainer {
     /// later storage failure.
     pub fn new(cfg: Config) -> Result<Drainer, DrainError> {
         let lock = StorageLock::acquire(&cfg.storage_dir)?;
-        let store = Store::load(&cfg.storage_dir, cfg.context)?;
+        let store = Store::load(&cfg.storage_dir, cfg.context, cfg.rotation)?;
         let buf = RoundRows::with_capacity(ROUND_RECORDS, cfg.context);
         Ok(Drainer {
             cfg,

@@ -3,8 +3,16 @@
 //! `PERF_DRAINER_CRASH_AT=<point>[:<n>]` kills the drainer with SIGKILL the `n`-th time
 //! (default: first) it passes `<point>`: `after-append` (the rows are in
 //! `robot_activity_data`), `after-context-append` (and in `robot_activity_context_data`),
-//! `after-sync`, `after-checkpoint` or `after-release`. SIGKILL rather than a panic or `exit`: nothing gets to flush or
-//! clean up, exactly as with a power cut to the process. Unset, it costs a comparison.
+//! `after-sync`, `after-checkpoint` or `after-release`; or inside a rotation (a table over
+//! its `--max-file-size`): `rotate-renamed` (the live file has its number, no new live file
+//! yet), `rotate-created` (the new, empty live file exists; the checkpoint still names the
+//! old one), `rotate-checkpoint` (the checkpoint names the new live files), `settle-compressing`
+//! (the compressed copy is in its temporary), `settle-compressed` (the `.gz` is in place, the
+//! plain numbered file not yet removed) or `settle-removed` (one file beyond
+//! `--rotated-files` removed). Points inside a rotation are passed once per table rotated
+//! (the compatible table first). SIGKILL rather than a panic or `exit`: nothing gets to
+//! flush or clean up, exactly as with a power cut to the process. Unset, it costs a
+//! comparison.
 
 /// Environment variable naming the crash point.
 pub const ENV: &str = "PERF_DRAINER_CRASH_AT";
@@ -15,7 +23,33 @@ pub const POINTS: &[&str] = &[
     "after-sync",
     "after-checkpoint",
     "after-release",
+    "rotate-renamed",
+    "rotate-created",
+    "rotate-checkpoint",
+    "settle-compressing",
+    "settle-compressed",
+    "settle-removed",
 ];
+
+/// The points inside a rotation (a subset of [`POINTS`]), passed only with a size cap.
+pub const ROTATION_POINTS: &[&str] = &[
+    "rotate-renamed",
+    "rotate-created",
+    "rotate-checkpoint",
+    "settle-compressing",
+    "settle-compressed",
+    "settle-removed",
+];
+
+/// The failpoint of a rotation step reported by `perf-table`.
+pub fn step_point(step: perf_table::Step) -> &'static str {
+    match step {
+        perf_table::Step::Renamed => "rotate-renamed",
+        perf_table::Step::Compressing => "settle-compressing",
+        perf_table::Step::Compressed => "settle-compressed",
+        perf_table::Step::Removed => "settle-removed",
+    }
+}
 
 /// The armed crash point, if any.
 #[derive(Debug, Default)]

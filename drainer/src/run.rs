@@ -212,6 +212,7 @@ mod tests {
                 shm_dir: self.shm.path().to_path_buf(),
                 allowed: AllowedUids::with_defaults(&[]),
                 context: true,
+                rotation: None,
             })
             .unwrap()
         }

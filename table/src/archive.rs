@@ -70,6 +70,21 @@ impl Rotation {
     }
 }
 
+/// A point inside a rotation, reached with every step before it durable. A caller with a
+/// transaction of its own watches them ([`TableFile::rotate_watched`],
+/// [`settle_watched`]): the drainer's crash tests kill it at each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The live file has its number; no live file at the path yet.
+    Renamed,
+    /// A compressed copy is complete in its temporary, not yet under its `.gz` name.
+    Compressing,
+    /// The `.gz` file is in place; the plain numbered file is still there.
+    Compressed,
+    /// One numbered file beyond the number to keep was removed.
+    Removed,
+}
+
 /// One rotated file of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -84,14 +99,41 @@ pub struct Segment {
 impl Segment {
     /// The segment's rows, decompressed: exactly the bytes the live file held when it was
     /// rotated. Links are not followed.
+    ///
+    /// A plain file compressed and removed since it was listed (a writer's [`settle`] ran
+    /// in between) is read from its `.gz` instead.
     pub fn open(&self) -> io::Result<Box<dyn Read>> {
-        let file = safe_file::open_existing(&self.path, false)?;
-        Ok(if self.compressed {
-            Box::new(MultiGzDecoder::new(BufReader::new(file)))
-        } else {
-            Box::new(file)
-        })
+        let gz = |file| -> Box<dyn Read> { Box::new(MultiGzDecoder::new(BufReader::new(file))) };
+        match safe_file::open_existing(&self.path, false) {
+            Ok(file) if self.compressed => Ok(gz(file)),
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.compressed => {
+                let mut name = self.path.clone().into_os_string();
+                name.push(".gz");
+                Ok(gz(safe_file::open_existing(Path::new(&name), false)?))
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// Every row of `spec` in `dir` as one byte string, oldest first: each rotated file
+/// decompressed, then the live file (either may be missing). The whole history in memory,
+/// for tests and small tables; a tool reading months of rows streams [`segments`] and the
+/// live file instead.
+pub fn history(dir: &Path, spec: &TableSpec) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for seg in segments(dir, spec)? {
+        seg.open()?.read_to_end(&mut out)?;
+    }
+    match safe_file::open_existing(&dir.join(spec.name), false) {
+        Ok(mut live) => {
+            live.read_to_end(&mut out)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(out)
 }
 
 /// Path of rotated file `seq` of `spec` in `dir`.
@@ -209,6 +251,16 @@ pub struct Settled {
 /// files beyond `keep`. Safe to call at any time, any number of times (see the module
 /// documentation for the states a kill can leave).
 pub fn settle(dir: &Path, spec: &TableSpec, keep: usize) -> Result<Settled, TableError> {
+    settle_watched(dir, spec, keep, &mut |_| {})
+}
+
+/// [`settle`], calling `watch` at each [`Step`] it reaches.
+pub fn settle_watched(
+    dir: &Path,
+    spec: &TableSpec,
+    keep: usize,
+    watch: &mut dyn FnMut(Step),
+) -> Result<Settled, TableError> {
     let archive_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TableError::Archive { path, source }
@@ -237,8 +289,9 @@ pub fn settle(dir: &Path, spec: &TableSpec, keep: usize) -> Result<Settled, Tabl
             }
             log::info!("removed rotated {} (keeping {keep})", seg.path.display());
             done.removed.push(seg.seq);
+            watch(Step::Removed);
         } else if !seg.compressed {
-            compress(dir, spec, seg.seq)?;
+            compress(dir, spec, seg.seq, watch)?;
             done.compressed.push(seg.seq);
         }
     }
@@ -247,7 +300,12 @@ pub fn settle(dir: &Path, spec: &TableSpec, keep: usize) -> Result<Settled, Tabl
 }
 
 /// Compresses plain numbered file `seq` to `<name>.<seq>.gz`, durably, then removes it.
-fn compress(dir: &Path, spec: &TableSpec, seq: u64) -> Result<(), TableError> {
+fn compress(
+    dir: &Path,
+    spec: &TableSpec,
+    seq: u64,
+    watch: &mut dyn FnMut(Step),
+) -> Result<(), TableError> {
     let plain = segment_path(dir, spec, seq, false);
     let gz = segment_path(dir, spec, seq, true);
     let tmp = temporary_path(dir, spec, seq);
@@ -266,9 +324,13 @@ fn compress(dir: &Path, spec: &TableSpec, seq: u64) -> Result<(), TableError> {
         io::copy(&mut src, &mut enc)?;
         let out = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
         out.sync_data()?;
+        Ok(())
+    })();
+    let result = result.and_then(|()| {
+        watch(Step::Compressing);
         fs::rename(&tmp, &gz)?;
         safe_file::sync_dir(dir)
-    })();
+    });
     if let Err(source) = result {
         let _ = fs::remove_file(&tmp);
         return Err(TableError::Archive {
@@ -276,6 +338,7 @@ fn compress(dir: &Path, spec: &TableSpec, seq: u64) -> Result<(), TableError> {
             source,
         });
     }
+    watch(Step::Compressed);
     fs::remove_file(&plain).map_err(err(&plain))
 }
 

@@ -35,7 +35,7 @@ mod row;
 pub mod safe_file;
 mod table;
 
-pub use archive::{Rotation, Segment};
+pub use archive::{Rotation, Segment, Step};
 pub use float::write_python_float;
 pub use row::{next_row_end, Row};
 pub use table::{

@@ -348,6 +348,15 @@ impl TableFile {
     /// with its own transaction (the drainer's checkpoint) can record the new live file in
     /// between. Everything appended so far should be synced first.
     pub fn rotate(&mut self) -> Result<u64, TableError> {
+        self.rotate_watched(&mut |_| {})
+    }
+
+    /// [`TableFile::rotate`], calling `watch` at [`archive::Step::Renamed`] (the live file
+    /// has its number, the new one is not created yet).
+    pub fn rotate_watched(
+        &mut self,
+        watch: &mut dyn FnMut(archive::Step),
+    ) -> Result<u64, TableError> {
         self.follow()?;
         // The numbered file is complete and durable before it leaves the live name.
         self.sync()?;
@@ -360,6 +369,7 @@ impl TableFile {
         let target = archive::segment_path(&self.dir, &self.spec, seq, false);
         archive::rename_no_replace(&self.path, &target).map_err(rotate_err)?;
         safe_file::sync_dir(&self.dir).map_err(rotate_err)?;
+        watch(archive::Step::Renamed);
         *self = TableFile::open(&self.dir, &self.spec)?;
         safe_file::sync_dir(&self.dir).map_err(rotate_err)?;
         log::info!("rotated {} to {}", self.path.display(), target.display());

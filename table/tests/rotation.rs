@@ -21,12 +21,7 @@ fn rows(from: u64, n: u64) -> Vec<u8> {
 
 /// Every byte of the table, rotated files first, oldest first, then the live file.
 fn history(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for seg in segments(dir, &ROBOT_ACTIVITY).unwrap() {
-        seg.open().unwrap().read_to_end(&mut all).unwrap();
-    }
-    all.extend(std::fs::read(dir.join("robot_activity_data")).unwrap());
-    all
+    archive::history(dir, &ROBOT_ACTIVITY).unwrap()
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -238,4 +233,31 @@ fn sizes_and_when_to_rotate() {
     );
     assert!(!r.due(50, 50));
     assert!(r.due(50, 51));
+}
+
+#[test]
+fn a_segment_compressed_after_it_was_listed_is_read_from_its_gz() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = TableFile::open(dir.path(), &ROBOT_ACTIVITY).unwrap();
+    table.append(&rows(0, 5)).unwrap();
+    let mut steps = Vec::new();
+    table.rotate_watched(&mut |s| steps.push(s)).unwrap();
+    assert_eq!(steps, [archive::Step::Renamed]);
+    table.append(&rows(5, 1)).unwrap();
+    let listed = segments(dir.path(), &ROBOT_ACTIVITY).unwrap();
+    assert!(!listed[0].compressed);
+    // A writer settles between a reader's listing and its open.
+    let mut steps = Vec::new();
+    archive::settle_watched(dir.path(), &ROBOT_ACTIVITY, 10, &mut |s| steps.push(s)).unwrap();
+    assert_eq!(
+        steps,
+        [archive::Step::Compressing, archive::Step::Compressed]
+    );
+    let mut bytes = Vec::new();
+    listed[0].open().unwrap().read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes, rows(0, 5));
+    assert_eq!(history(dir.path()), rows(0, 6));
+    // Without a live file (a kill between rename and create) the history is the segments.
+    std::fs::remove_file(dir.path().join("robot_activity_data")).unwrap();
+    assert_eq!(history(dir.path()), rows(0, 5));
 }

@@ -214,6 +214,7 @@ fn stress_fuzz_ring_validation_and_consumption() {
         shm_dir: dirs.shm.clone(),
         allowed: AllowedUids::with_defaults(&[]),
         context: true,
+        rotation: None,
     })
     .expect("drainer");
     let mut templates = Vec::new();

@@ -101,6 +101,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoSummary, DemoError> {
         shm_dir: setup.rings.0.clone(),
         allowed: setup.allowed.clone(),
         context: true,
+        rotation: None,
     })?;
     let info = SystemInfo::read().map_err(|e| DemoError::Sampler(e.to_string()))?;
     let sampler = Sampler::new(daemons::sampler_filters(&setup.run_id), info);

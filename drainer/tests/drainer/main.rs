@@ -10,6 +10,7 @@ mod idle;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod rotation;
 mod storage;
 
 /// The daemon this package builds.
