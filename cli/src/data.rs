@@ -5,12 +5,17 @@
 //! floats as Python's `repr` writes them. Files pulled off robots are not always clean (a
 //! row cut short by a power cut, a hand edit), so a line that does not parse is reported as
 //! a [`Problem`] with its file and line number and the rest of the file is still read.
+//!
+//! A table is its whole history ([`table_files`]): the numbered files a daemon rotated out
+//! (`<table>.<n>.gz`, or a plain `<table>.<n>` not yet compressed), oldest first, then the
+//! live file. Every reader here goes through it, so `report` and `export` see the same
+//! rows.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use perf_table::{TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE};
+use perf_table::{archive, TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE};
 
 /// One `robot_activity_data` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +90,9 @@ pub struct ResourceRef<'a> {
     pub memory_percent: f64,
 }
 
-/// Streams `robot_activity_data` at `path`: each good row to `each`, each bad line to
-/// `problems`. Memory stays bounded whatever the file's size.
+/// Streams `robot_activity_data` at `path` (and the files rotated out of it, oldest first,
+/// see [`table_files`]): each good row to `each`, each bad line to `problems`. Memory stays
+/// bounded whatever the files' size.
 pub fn for_each_activity(
     path: &Path,
     problems: &mut dyn FnMut(Problem),
@@ -126,7 +132,8 @@ pub fn for_each_resource(
     })
 }
 
-/// Reads all of `robot_activity_data` at `path` into memory; bad lines go to `problems`.
+/// Reads all of `robot_activity_data` at `path` (with its rotated files) into memory; bad
+/// lines go to `problems`.
 pub fn read_activity(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Activity>> {
     let mut rows = Vec::new();
     for_each_activity(path, &mut |p| problems.push(p), &mut |a| {
@@ -139,7 +146,8 @@ pub fn read_activity(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec
     Ok(rows)
 }
 
-/// Reads all of `system_resource_data` at `path` into memory; bad lines go to `problems`.
+/// Reads all of `system_resource_data` at `path` (with its rotated files) into memory; bad
+/// lines go to `problems`.
 pub fn read_resources(path: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Resource>> {
     let mut rows = Vec::new();
     for_each_resource(path, &mut |p| problems.push(p), &mut |r| {
@@ -179,23 +187,71 @@ fn real(field: &[u8], column: &str) -> Result<f64, String> {
     }
 }
 
-/// Streams every row of the table at `path` through `parse`, giving each parsed row to
-/// `each` and each bad line to `problems` (see [`crate::stream`] for what is a bad line).
+/// One file holding rows of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePart {
+    /// Where it is.
+    pub path: PathBuf,
+    /// A rotated file (possibly gzip-compressed), not the live one.
+    rotated: Option<archive::Segment>,
+}
+
+impl TablePart {
+    /// Its rows, decompressed.
+    pub fn open(&self) -> io::Result<Box<dyn io::Read>> {
+        match &self.rotated {
+            Some(seg) => seg.open(),
+            None => Ok(Box::new(std::fs::File::open(&self.path)?)),
+        }
+    }
+}
+
+/// The files holding the rows of the table whose live file is `live`, oldest first: the
+/// files rotated out of it (when `live` has the table's own name: `<name>.<n>.gz` or
+/// `<name>.<n>` in the same directory, by number), then `live` if it exists. Neither:
+/// `NotFound`.
+pub fn table_files(live: &Path, spec: &TableSpec) -> io::Result<Vec<TablePart>> {
+    let mut parts = Vec::new();
+    if live.file_name() == Some(std::ffi::OsStr::new(spec.name)) {
+        let dir = live.parent().filter(|d| !d.as_os_str().is_empty());
+        for seg in archive::segments(dir.unwrap_or(Path::new(".")), spec)? {
+            parts.push(TablePart {
+                path: seg.path.clone(),
+                rotated: Some(seg),
+            });
+        }
+    }
+    match std::fs::metadata(live) {
+        Ok(_) => parts.push(TablePart {
+            path: live.to_path_buf(),
+            rotated: None,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !parts.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(parts)
+}
+
+/// Streams every row of the table at `path`, its rotated files first ([`table_files`]),
+/// through `parse`, giving each bad line to `problems` with its own file and line (see
+/// [`crate::stream`] for what is a bad line).
 fn read_table(
     path: &Path,
     spec: &TableSpec,
     problems: &mut dyn FnMut(Problem),
     parse: &mut crate::stream::RowFn<'_>,
 ) -> io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    let input = io::BufReader::with_capacity(1 << 16, file);
-    crate::stream::for_each_row(input, spec.columns, parse, &mut |bad| {
-        problems(Problem {
-            file: path.to_path_buf(),
-            line: bad.line,
-            reason: bad.reason,
-        })
-    })
+    for part in table_files(path, spec)? {
+        let input = io::BufReader::with_capacity(1 << 16, part.open()?);
+        crate::stream::for_each_row(input, spec.columns, parse, &mut |bad| {
+            problems(Problem {
+                file: part.path.clone(),
+                line: bad.line,
+                reason: bad.reason,
+            })
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -247,6 +303,53 @@ mod tests {
         assert_eq!(problems[0].0, 2);
         // An empty file is just empty.
         assert_eq!(activity(b""), (vec![], vec![]));
+    }
+
+    #[test]
+    fn rotated_files_come_first_oldest_first_then_the_live_file() {
+        use perf_table::{Rotation, Row, TableFile};
+        let dir = tempfile::tempdir().unwrap();
+        let mut table = TableFile::open(dir.path(), &ROBOT_ACTIVITY).unwrap();
+        let mut buf = Vec::new();
+        let cap = Rotation {
+            max_bytes: 30,
+            keep: 10,
+        };
+        for i in 0..5u64 {
+            buf.clear();
+            Row::new(&mut buf).str("A").uint(i).uint(i).end();
+            perf_table::archive::rotate_if_due(&mut table, &cap, buf.len() as u64).unwrap();
+            table.append(&buf).unwrap();
+        }
+        // A rotation not yet compressed (a kill before settle) is read as it is; a bad
+        // line is reported in its own file.
+        table.append(b"\"A\",\"x\",\"1\"\r\n").unwrap();
+        table.rotate().unwrap();
+        buf.clear();
+        Row::new(&mut buf).str("A").uint(5).uint(5).end();
+        table.append(&buf).unwrap();
+        let live = dir.path().join("robot_activity_data");
+        let parts = table_files(&live, &ROBOT_ACTIVITY).unwrap();
+        assert_eq!(parts.len(), 4, "{parts:?}");
+        assert!(parts[..2]
+            .iter()
+            .all(|p| p.path.extension().unwrap() == "gz"));
+        assert_eq!(parts[3].path, live);
+        let mut problems = Vec::new();
+        let rows = read_activity(&live, &mut problems).unwrap();
+        let starts: Vec<u64> = rows.iter().map(|r| r.start_ns).collect();
+        assert_eq!(starts, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].file, dir.path().join("robot_activity_data.3"));
+        assert_eq!(problems[0].line, 2);
+        // Only rotated files left (a kill between the rename and the new live file).
+        std::fs::remove_file(&live).unwrap();
+        assert_eq!(read_activity(&live, &mut Vec::new()).unwrap().len(), 5);
+        // Nothing at all is NotFound, as before.
+        let empty = tempfile::tempdir().unwrap();
+        let missing = empty.path().join("robot_activity_data");
+        let err = read_activity(&missing, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -803,3 +803,64 @@ fn report_page_renders_in_a_real_browser() {
     );
     println!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn report_and_export_read_the_rotated_files_too() {
+    use perf_table::{archive, Rotation, Row, TableFile, ROBOT_ACTIVITY, SYSTEM_RESOURCE};
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Rotation {
+        max_bytes: 256,
+        keep: 100,
+    };
+    let mut activity = TableFile::open(dir.path(), &ROBOT_ACTIVITY).unwrap();
+    let mut resources = TableFile::open(dir.path(), &SYSTEM_RESOURCE).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..40u64 {
+        buf.clear();
+        Row::new(&mut buf)
+            .str("CALIBRATING")
+            .uint(1_722_450_000_000_000_000 + i * 1_000_000_000)
+            .uint(1_000 + i)
+            .end();
+        archive::rotate_if_due(&mut activity, &cap, buf.len() as u64).unwrap();
+        activity.append(&buf).unwrap();
+        buf.clear();
+        Row::new(&mut buf)
+            .uint(1_722_450_000_000_000_000 + i * 1_000_000_000)
+            .str("python3 -m robot_server")
+            .float(1_722_449_000.0)
+            .float(i as f64)
+            .float(0.5)
+            .float(1.25)
+            .end();
+        archive::rotate_if_due(&mut resources, &cap, buf.len() as u64).unwrap();
+        resources.append(&buf).unwrap();
+    }
+    assert!(
+        archive::segments(dir.path(), &ROBOT_ACTIVITY)
+            .unwrap()
+            .len()
+            > 5
+    );
+    assert!(
+        archive::segments(dir.path(), &SYSTEM_RESOURCE)
+            .unwrap()
+            .len()
+            > 5
+    );
+    let d = dir.path().to_str().unwrap();
+
+    let report: Value = serde_json::from_str(&ok(&run(&["report", "--json", d]))).unwrap();
+    let cal = state(&report, "CALIBRATING");
+    assert_eq!(cal["count"], 40, "{report}");
+    assert_eq!(command(&report, "python3 -m robot_server")["samples"], 40);
+
+    let trace = dir.path().join("trace.json");
+    let out = ok(&run(&[
+        "export",
+        "--chrome-trace",
+        trace.to_str().unwrap(),
+        d,
+    ]));
+    assert!(out.contains("wrote 40 events"), "{out}");
+}
