@@ -3,6 +3,8 @@
 //!
 //! - [`cli`]: command-line errors as one line naming the flag or variable, exit status 2;
 //!   a failure at run time as one logged line, exit status 1;
+//! - [`fd_limit`]: the descriptor limit raised to the hard one, and the budget a daemon
+//!   keeps for rings or processes under it;
 //! - [`logging`]: a [`log`] backend that writes one line per record to stderr, with the
 //!   sd-daemon priority prefix (`<6>`) when stderr is the journal, and Python's level names;
 //! - [`metrics`]: the Prometheus exposition: a `GET /metrics` server and a textfile
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod cli;
+pub mod fd_limit;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

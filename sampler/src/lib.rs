@@ -11,7 +11,6 @@
 
 pub mod cmdline;
 pub mod config;
-pub mod fd_limit;
 pub mod fnmatch;
 pub mod kept;
 pub mod metrics;

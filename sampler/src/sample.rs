@@ -8,7 +8,7 @@
 //! process that has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which
 //! may now be a new process's, is opened afresh. The command line last read is kept with the formatted
 //! command and whether it matched, so an unchanged one costs a `pread` and a comparison.
-//! Descriptors are kept up to a budget (see [`crate::fd_limit`]); processes beyond it are
+//! Descriptors are kept up to a budget (see [`perf_daemon::fd_limit`]); processes beyond it are
 //! read by path each sample.
 //!
 //! Most of /proc is kernel threads (59 of 65 entries on the CI machine), which never have a
@@ -30,7 +30,7 @@ use procfs::process::Process;
 use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
-use crate::fd_limit;
+use perf_daemon::fd_limit;
 use crate::fnmatch::Pattern;
 use crate::kept::{is_match, KeptTable, Known, ProcFiles};
 use crate::metrics::{Tally, TrackerMetrics};
@@ -261,7 +261,7 @@ impl Sampler {
     /// A sampler for `filters` on a machine described by `info`.
     ///
     /// Raises this process's soft descriptor limit to the hard one, and keeps `/proc`
-    /// descriptors within it (see [`crate::fd_limit`]).
+    /// descriptors within it (see [`perf_daemon::fd_limit`]).
     pub fn new(filters: Vec<Pattern>, info: SystemInfo) -> Sampler {
         let budget = fd_limit::budget(fd_limit::raise_nofile_limit());
         Sampler::with_fd_budget(filters, info, budget)

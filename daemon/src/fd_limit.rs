@@ -1,16 +1,18 @@
-//! How many `/proc` descriptors the sampler may keep open.
+//! How many descriptors a daemon may keep open: one policy for both daemons.
 //!
-//! Each process with a command line costs one kept descriptor, each matched process two
-//! (see [`crate::kept`]): a few hundred on a robot. The soft `RLIMIT_NOFILE` is often
-//! 1024, so the sampler raises it to the hard limit when it starts (it never uses
-//! `select`, the reason the soft limit is kept low by default) and keeps at most the limit
-//! minus [`RESERVED`] descriptors. Beyond that, and if opening fails with `EMFILE`/`ENFILE`
-//! anyway, processes are read by path (open, read, close) instead: slower, never wrong.
+//! Each tracked ring costs the drainer a descriptor (its liveness lock), each kept process
+//! the tracker one or two (`/proc` files). The soft `RLIMIT_NOFILE` is often 1024 (what
+//! systemd gives a unit without `LimitNOFILE=`), kept low only for programs that use
+//! `select`; neither daemon does. So each raises its soft limit to the hard one when it
+//! starts, and keeps at most the limit minus [`RESERVED`] descriptors for rings or
+//! processes: whatever it holds for those, the storage files, the directory listings and
+//! the metrics server always find a descriptor.
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-/// Descriptors left for everything else: standard streams, logging, the output table and
-/// its sidecar, `/proc` and `/proc/stat`, the transient opens of processes read by path,
+/// Descriptors left for everything else: standard streams, logging, the storage lock,
+/// the output tables and their sidecars, checkpoint and its directory, directory
+/// listings, the metrics server (listener plus at most 16 connections), transient opens,
 /// and whatever a caller of the library holds.
 pub const RESERVED: u64 = 64;
 
