@@ -32,7 +32,7 @@ use crate::commit::Store;
 use crate::drained::{DrainedRing, BATCH};
 use crate::error::{DrainError, StorageError};
 use crate::failpoint::Failpoint;
-use crate::lock::StorageLock;
+use crate::lock::{DirLock, LockError, StorageLock};
 use crate::metrics::DrainMetrics;
 use crate::rows::RoundRows;
 use crate::scan::{self, AllowedUids, SkipLog, SkipReason};
@@ -89,6 +89,13 @@ impl Report {
 pub struct Drainer {
     cfg: Config,
     _lock: StorageLock,
+    /// The ring directory's lock: only its holder consumes the rings there. `None` while
+    /// the directory does not exist, or the lock could not be taken.
+    ring_lock: Option<DirLock>,
+    /// Why the ring directory's lock is not held, as last logged.
+    ring_lock_problem: Option<String>,
+    /// Another drainer holds the ring directory's lock: consume nothing until it stops.
+    ring_dir_taken: bool,
     /// The CSV and the checkpoint.
     store: Store,
     rings: Vec<DrainedRing>,
@@ -109,16 +116,29 @@ pub struct Drainer {
 }
 
 impl Drainer {
-    /// Takes the storage lock and loads the checkpoint. The CSV is opened (and cut back to
-    /// the checkpoint) lazily, so read-only or full storage at start is retried like any
-    /// later storage failure.
+    /// Takes the storage lock and the ring directory's lock (if the directory exists: else
+    /// when it appears) and loads the checkpoint. The CSV is opened (and cut back to the
+    /// checkpoint) lazily, so read-only or full storage at start is retried like any later
+    /// storage failure. Another drainer holding either lock is an error.
     pub fn new(cfg: Config) -> Result<Drainer, DrainError> {
         let lock = StorageLock::acquire(&cfg.storage_dir)?;
+        let ring_lock = match cfg.shm_dir.is_dir() {
+            true => match DirLock::ring_dir(&cfg.shm_dir) {
+                Ok(l) => Some(l),
+                Err(e @ LockError::Held { .. }) => return Err(e.into()),
+                // Logged by the first scan, which tries again.
+                Err(LockError::Io { .. }) => None,
+            },
+            false => None,
+        };
         let store = Store::load(&cfg.storage_dir, cfg.context, cfg.rotation)?;
         let buf = RoundRows::with_capacity(ROUND_RECORDS, cfg.context);
         Ok(Drainer {
             cfg,
             _lock: lock,
+            ring_lock,
+            ring_lock_problem: None,
+            ring_dir_taken: false,
             store,
             rings: Vec::new(),
             unremovable: HashMap::new(),
@@ -256,6 +276,9 @@ impl Drainer {
                 return;
             }
         };
+        if self.dir_problem.is_some() || !self.hold_ring_dir() {
+            return;
+        }
         self.skips.begin();
         for path in paths {
             if self.rings.iter().any(|t| t.path() == path) {
@@ -287,6 +310,55 @@ impl Drainer {
         self.store.forget_gone(&drained);
     }
 
+    /// Makes sure this drainer holds the ring directory's lock (taking it when the
+    /// directory appeared, or again when someone deleted the lock file); returns whether
+    /// new rings may be opened. Another drainer holding it stops all consuming here (it
+    /// drains the rings now) until it lets go; a lock that cannot be made at all (an
+    /// unwritable ring directory) is logged and done without.
+    fn hold_ring_dir(&mut self) -> bool {
+        if self.ring_lock.as_ref().is_some_and(DirLock::still_held) {
+            return true;
+        }
+        let lost = self.ring_lock.take().is_some();
+        let (problem, usable) = match DirLock::ring_dir(&self.cfg.shm_dir) {
+            Ok(lock) => {
+                if lost {
+                    log::warn!(
+                        "the ring directory's lock {} was deleted; took it again",
+                        lock.path().display()
+                    );
+                }
+                self.ring_lock = Some(lock);
+                (None, true)
+            }
+            Err(e @ LockError::Held { .. }) => (
+                Some(format!(
+                    "{e}: not consuming any ring until it stops (one consumer per ring directory)"
+                )),
+                false,
+            ),
+            Err(e) => (
+                Some(format!(
+                    "{e}; draining without it (a second drainer on this ring directory would not be refused)"
+                )),
+                true,
+            ),
+        };
+        self.ring_dir_taken = !usable;
+        if problem != self.ring_lock_problem {
+            match (&problem, usable) {
+                (Some(p), false) => log::error!("{p}"),
+                (Some(p), true) => log::warn!("{p}"),
+                (None, _) if self.ring_lock_problem.is_some() => {
+                    log::info!("holding the ring directory's lock again; draining resumes")
+                }
+                (None, _) => {}
+            }
+            self.ring_lock_problem = problem;
+        }
+        usable
+    }
+
     fn note_dir_problem(&mut self, problem: Option<String>) {
         if problem != self.dir_problem {
             if let Some(p) = &problem {
@@ -310,6 +382,9 @@ impl Drainer {
     pub fn round(&mut self) -> Result<Report, StorageError> {
         self.buf.clear();
         let mut report = Report::default();
+        if self.ring_dir_taken {
+            return Ok(report);
+        }
         let mut budget = self.round_records;
         let mut vanished = Vec::new();
         let n = self.rings.len();

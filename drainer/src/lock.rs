@@ -1,53 +1,97 @@
-//! One drainer per storage directory: an exclusive `flock` on `.perf-drainer.lock`.
+//! One drainer per storage directory and one per ring directory: an exclusive `flock` on
+//! `.perf-drainer.lock` in each.
 //!
 //! Two drainers appending to one CSV would interleave rows and fight over the checkpoint;
-//! the lock makes the second one fail at start with a clear message. `flock` locks die with
-//! the process, so a crashed drainer never leaves a stale lock behind.
+//! two consuming one ring directory would each take records the other then misses or
+//! writes again (and one would remove rings the other had not finished). The locks make
+//! the second drainer fail with a clear message. `flock` locks die with the process, so a
+//! crashed drainer never leaves a stale lock behind. `status` takes neither: it only looks.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// File name of the lock inside the storage directory.
+/// File name of the lock inside the storage directory and inside the ring directory
+/// (hidden, so the ring scan never takes it for a ring).
 pub const FILE_NAME: &str = ".perf-drainer.lock";
+
+/// Which directory a lock is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The storage directory: the CSV files and the checkpoint.
+    Storage,
+    /// The ring directory: the rings producers write.
+    Rings,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Storage => "drains into",
+            Role::Rings => "drains the rings in",
+        })
+    }
+}
 
 /// Taking the lock failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another process holds it.
-    #[error("another perf-drainer already drains into {dir} (it holds {path})")]
-    Held { dir: PathBuf, path: PathBuf },
-    /// The storage directory or the lock file could not be created or opened.
+    #[error("another perf-drainer already {role} {dir} (it holds {path})")]
+    Held {
+        role: Role,
+        dir: PathBuf,
+        path: PathBuf,
+    },
+    /// The directory or the lock file could not be created or opened.
     #[error("cannot lock {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
 
-/// The held lock; released when dropped (or when the process dies).
+/// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct StorageLock {
-    _file: File,
+pub struct DirLock {
+    file: File,
     path: PathBuf,
 }
 
-impl StorageLock {
-    /// Creates `dir` if needed and takes its lock without waiting.
+/// The storage directory's lock (the name the drainer used before it also locked the ring
+/// directory).
+pub type StorageLock = DirLock;
+
+impl DirLock {
+    /// Creates the storage directory `dir` if needed and takes its lock without waiting.
     ///
     /// On read-only storage the lock file is opened read-only (`flock` does not need write
     /// access), so a drainer can start and wait for the storage to come back.
-    pub fn acquire(dir: &Path) -> Result<StorageLock, LockError> {
+    pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            // An existing directory on a read-only file system still reports EROFS here.
+            if !dir.is_dir() {
+                return Err(LockError::Io {
+                    path: dir.join(FILE_NAME),
+                    source: e,
+                });
+            }
+        }
+        DirLock::take(dir, Role::Storage)
+    }
+
+    /// Takes the lock of the ring directory `dir`, which must exist (the drainer never
+    /// creates it: producers do).
+    pub fn ring_dir(dir: &Path) -> Result<DirLock, LockError> {
+        DirLock::take(dir, Role::Rings)
+    }
+
+    fn take(dir: &Path, role: Role) -> Result<DirLock, LockError> {
         let path = dir.join(FILE_NAME);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,
         };
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            // An existing directory on a read-only file system still reports EROFS here.
-            if !dir.is_dir() {
-                return Err(io_err(e));
-            }
-        }
         // Never through a link; never blocking on a FIFO planted at the name (opening one
         // for writing would wait for a reader for ever).
         let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
@@ -78,6 +122,7 @@ impl StorageLock {
             let e = io::Error::last_os_error();
             return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 LockError::Held {
+                    role,
                     dir: dir.to_path_buf(),
                     path,
                 }
@@ -89,17 +134,26 @@ impl StorageLock {
         // into the very file locked, when no other name links to it: a hard link planted
         // at the lock's name must not get another file truncated and overwritten.
         let _ = write_pid(&file, &path, flags);
-        Ok(StorageLock { _file: file, path })
+        Ok(DirLock { file, path })
     }
 
     /// Path of the lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the lock's path still names the file locked. Someone deleting the lock file
+    /// (or the whole directory, recreated since) leaves this lock guarding nothing: a
+    /// second drainer could then take a new one.
+    pub fn still_held(&self) -> bool {
+        match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
+            (Ok(ours), Ok(now)) => (ours.dev(), ours.ino()) == (now.dev(), now.ino()),
+            _ => false,
+        }
+    }
 }
 
 fn write_pid(locked: &File, path: &Path, flags: i32) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let mut f = OpenOptions::new()
         .write(true)
         .custom_flags(flags)
@@ -129,6 +183,25 @@ mod tests {
         assert!(err.to_string().contains("another perf-drainer"), "{err}");
         drop(first);
         StorageLock::acquire(&storage).unwrap();
+    }
+
+    #[test]
+    fn a_second_ring_dir_lock_is_refused_and_a_deleted_one_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(DirLock::ring_dir(&dir.path().join("missing")).is_err());
+        let first = DirLock::ring_dir(dir.path()).unwrap();
+        assert!(first.still_held());
+        let err = DirLock::ring_dir(dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "another perf-drainer already drains the rings in {} (it holds {})",
+                dir.path().display(),
+                dir.path().join(FILE_NAME).display()
+            )
+        );
+        std::fs::remove_file(first.path()).unwrap();
+        assert!(!first.still_held());
     }
 
     #[test]

@@ -89,6 +89,50 @@ fn a_second_drainer_on_the_same_storage_is_refused() {
 }
 
 #[test]
+fn a_second_consumer_of_the_same_ring_dir_is_refused_and_status_still_works() {
+    let dirs = crate::dirs();
+    let ring = perf_ring::ProducerRing::create(&dirs.shm, "svc", &["CALIBRATING"], 64).unwrap();
+    let daemon = dirs.daemon("10");
+    daemon.wait_log("draining rings in", Duration::from_secs(10));
+    // Other storage directories, so only the ring directory is shared.
+    let other = Dirs::new().drainer(crate::BIN);
+    let args = |cmd: &str| {
+        let mut a = vec![cmd.to_string(), "--storage-dir".into()];
+        a.push(other.storage.display().to_string());
+        a
+    };
+    let expected = format!(
+        "another perf-drainer already drains the rings in {}",
+        dirs.shm.display()
+    );
+    for sub in ["once", "run"] {
+        let mut cmd = dirs.drainer_cmd(&[]);
+        cmd.args(args(sub));
+        let out = output_within(cmd, Duration::from_secs(10));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {err}");
+        assert_eq!(err.lines().count(), 1, "{sub}: {err}");
+        assert!(err.contains(&expected), "{sub}: {err}");
+    }
+    // status is read-only and needs no lock.
+    let out = output_within(dirs.drainer_cmd(&["status"]), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ring_name = ring.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        perf_testkit::stdout(&out).contains(&ring_name),
+        "{}",
+        perf_testkit::stdout(&out)
+    );
+    let (status, log) = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "{log:#?}");
+    // With the first gone, the ring directory is free again.
+    let mut cmd = dirs.drainer_cmd(&[]);
+    cmd.args(args("once"));
+    let out = output_within(cmd, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn help_and_version_exit_0() {
     let dirs = crate::dirs();
     for args in [&["--help"][..], &["--version"], &["status", "--help"]] {
