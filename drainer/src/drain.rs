@@ -22,6 +22,7 @@
 //! leave the rings before those fill up); after a round succeeds the size grows back.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -99,8 +100,9 @@ pub struct Drainer {
     /// The CSV and the checkpoint.
     store: Store,
     rings: Vec<DrainedRing>,
-    /// Finished rings whose file could not be removed, with the reason.
-    unremovable: HashMap<PathBuf, String>,
+    /// Finished rings whose file could not be removed: the file's (device, inode) and the
+    /// reason. Another file at the path later is a ring of its own.
+    unremovable: HashMap<PathBuf, ((u64, u64), String)>,
     skips: SkipLog,
     dir_problem: Option<String>,
     storage_log: StorageLog,
@@ -280,14 +282,55 @@ impl Drainer {
             return;
         }
         self.skips.begin();
+        // Tracked rings by path and by file, so that a scan costs one lstat per entry.
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.rings.len());
+        let mut by_file: HashMap<(u64, u64), usize> = HashMap::with_capacity(self.rings.len());
+        for (i, t) in self.rings.iter().enumerate() {
+            if !t.is_detached() {
+                by_path.insert(t.path().to_path_buf(), i);
+            }
+            by_file.insert(t.identity(), i);
+        }
         for path in paths {
-            if self.rings.iter().any(|t| t.path() == path) {
+            // The file at the path now; a failed lstat is reported by `open_candidate`.
+            let file = std::fs::symlink_metadata(&path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if let Some(&i) = by_path.get(&path) {
+                if file == Some(self.rings[i].identity()) {
+                    continue;
+                }
+                // Renamed over (or replaced): the tracked ring lives on in our mapping.
+                self.rings[i].detach();
+                log::warn!(
+                    "{}: the path now names another file than the ring drained from it; draining that ring to its end from memory (its file is then left alone), and the file now there as a ring of its own",
+                    path.display()
+                );
+            }
+            if let Some(&i) = file.as_ref().and_then(|f| by_file.get(f)) {
+                // A tracked ring renamed to this path: follow it (it is removed by its new
+                // name when finished).
+                let t = &mut self.rings[i];
+                if t.path() != path {
+                    log::info!(
+                        "{} was renamed to {}; draining it there",
+                        t.path().display(),
+                        path.display()
+                    );
+                    t.relocate(&path);
+                }
                 continue;
             }
-            if let Some(why) = self.unremovable.get(&path) {
-                let reason = SkipReason::Unremovable { error: why.clone() };
-                self.skips.skip(&path, reason);
-                continue;
+            match self.unremovable.get(&path) {
+                Some((gone, why)) if file == Some(*gone) => {
+                    let reason = SkipReason::Unremovable { error: why.clone() };
+                    self.skips.skip(&path, reason);
+                    continue;
+                }
+                Some(_) => {
+                    self.unremovable.remove(&path);
+                }
+                None => {}
             }
             match scan::open_candidate(&path, &self.cfg.allowed) {
                 Err(reason) => self.skips.skip(&path, reason),
@@ -457,10 +500,10 @@ impl Drainer {
                 continue;
             }
             let t = self.rings.remove(i);
-            let (id, path) = (t.id(), t.path().to_path_buf());
+            let (id, path, file) = (t.id(), t.path().to_path_buf(), t.identity());
+            // `finish` logs the books and what became of the file.
             if let Err(e) = t.finish() {
-                log::warn!("cannot remove finished ring {}: {e}", path.display());
-                self.unremovable.insert(path, e.to_string());
+                self.unremovable.insert(path, (file, e.to_string()));
             } else {
                 removed += 1;
             }

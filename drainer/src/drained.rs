@@ -53,6 +53,9 @@ pub(crate) struct DrainedRing {
     dead: bool,
     /// Dead and read to the end: remove once committed.
     exhausted: bool,
+    /// The path now names another file (renamed over): drained to its end from the
+    /// mapping, then left alone rather than removed.
+    detached: bool,
     warned_invalid: bool,
     /// The current round's durations per state index, for the metrics (empty when they
     /// are off: then nothing is counted).
@@ -142,6 +145,7 @@ impl DrainedRing {
             pending: progress,
             dead: false,
             exhausted: false,
+            detached: false,
             warned_invalid: false,
             durations: Vec::new(),
             added: Committed::default(),
@@ -190,6 +194,27 @@ impl DrainedRing {
     /// The ring file.
     pub(crate) fn path(&self) -> &Path {
         self.ring.path()
+    }
+
+    /// (device, inode) of the ring file.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.ring.identity()
+    }
+
+    /// The path no longer names this ring's file: another file was renamed over it. The
+    /// ring is still drained to its end (from the mapping), then left alone.
+    pub(crate) fn detach(&mut self) {
+        self.detached = true;
+    }
+
+    /// Whether [`DrainedRing::detach`] was called.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.detached
+    }
+
+    /// The ring file was renamed to `path` (its identity checked by the caller).
+    pub(crate) fn relocate(&mut self, path: &Path) {
+        self.ring.relocate(path);
     }
 
     /// Whether the producer is dead and everything was read: remove once committed.
@@ -342,27 +367,65 @@ impl DrainedRing {
         self.ring.seek(self.committed.pos)
     }
 
-    /// Logs the books of a finished ring and removes its file.
+    /// Removes the file of a finished ring (unless its path now names another file, or
+    /// nothing) and logs its books with what became of the file. An error is a file that
+    /// is still there and could not be removed.
     pub(crate) fn finish(self) -> Result<(), RingError> {
-        self.log_accounting();
-        self.ring.remove()
+        let (line, mismatch) = self.accounting();
+        let name = self.ring_name();
+        let removal = if self.detached {
+            Err(RingError::Replaced)
+        } else {
+            self.ring.remove()
+        };
+        let (what, result) = match removal {
+            Ok(()) => ("finished and removed".to_string(), Ok(())),
+            Err(RingError::Replaced) => (
+                "finished (its path now names another file, which is left alone)".to_string(),
+                Ok(()),
+            ),
+            Err(RingError::Io { ref source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                ("finished (its file was already gone)".to_string(), Ok(()))
+            }
+            Err(e) => (
+                format!("finished, but its file cannot be removed ({e})"),
+                Err(e),
+            ),
+        };
+        let line = format!("{name} {what}: {line}");
+        match mismatch {
+            Some(m) => log::warn!("{line} does NOT add up: {m}"),
+            None if result.is_err() => log::warn!("{line}"),
+            None => log::info!("{line}"),
+        }
+        result
     }
 
-    /// Logs a finished ring's books: `committed = written + dropped (+ invalid + abandoned)`.
-    fn log_accounting(&self) {
+    /// `ring PATH (SERVICE pid PID)`, for the log.
+    fn ring_name(&self) -> String {
         let info = self.ring.info();
+        format!(
+            "ring {} ({} pid {})",
+            self.ring.path().display(),
+            info.service,
+            info.creator_pid
+        )
+    }
+
+    /// A finished ring's books, `committed = written + dropped (+ invalid + abandoned)`,
+    /// and, if they do not add up, by how much.
+    fn accounting(&self) -> (String, Option<String>) {
         let p = self.committed;
         let Ok(c) = self.ring.counters() else {
-            log::info!(
-                "ring {} ({} pid {}) finished: written {}, invalid {}, abandoned {}",
-                self.ring.path().display(),
-                info.service,
-                info.creator_pid,
-                p.written,
-                p.invalid,
-                p.abandoned
+            return (
+                format!(
+                    "written {}, invalid {}, abandoned {}",
+                    p.written, p.invalid, p.abandoned
+                ),
+                None,
             );
-            return;
         };
         let committed = c.claimed.saturating_add(c.dropped);
         let accounted = self.base + p.written + p.invalid + p.abandoned;
@@ -372,22 +435,15 @@ impl DrainedRing {
             String::new()
         };
         let line = format!(
-            "ring {} ({} pid {}) finished and removed: committed {committed} = written {} + dropped {} + invalid {} + abandoned {}{earlier}",
-            self.ring.path().display(),
-            info.service,
-            info.creator_pid,
-            p.written,
-            c.dropped,
-            p.invalid,
-            p.abandoned
+            "committed {committed} = written {} + dropped {} + invalid {} + abandoned {}{earlier}",
+            p.written, c.dropped, p.invalid, p.abandoned
         );
-        if accounted == c.claimed {
-            log::info!("{line}");
-        } else {
-            log::warn!(
-                "{line} does NOT add up: the ring claims {} positions, {accounted} were accounted for",
+        let mismatch = (accounted != c.claimed).then(|| {
+            format!(
+                "the ring claims {} positions, {accounted} were accounted for",
                 c.claimed
-            );
-        }
+            )
+        });
+        (line, mismatch)
     }
 }

@@ -187,6 +187,17 @@ impl ConsumerRing {
         Ok(c)
     }
 
+    /// The file's identity: (device, inode) of the file opened.
+    pub fn identity(&self) -> (u64, u64) {
+        self.inode
+    }
+
+    /// The ring file was renamed: `path` names it now (the caller checked its
+    /// [`identity`](Self::identity)), and [`remove`](Self::remove) goes by that name.
+    pub fn relocate(&mut self, path: &Path) {
+        self.path = path.to_path_buf();
+    }
+
     /// Removes the ring file, if the path still names the file we opened; otherwise
     /// [`RingError::Replaced`], and the file now at the path is left alone.
     pub fn remove(self) -> Result<(), RingError> {

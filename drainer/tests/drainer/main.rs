@@ -10,6 +10,7 @@ mod idle;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod replaced;
 mod rotation;
 mod storage;
 
