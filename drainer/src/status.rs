@@ -34,8 +34,13 @@ pub struct RingStatus {
     pub alive: Option<bool>,
     /// Capacity in records.
     pub capacity: Option<u64>,
-    /// Records published or claimed but not yet drained durably.
+    /// Records published or claimed but not yet drained durably: what the header claims,
+    /// bounded by the capacity (a ring never holds more).
     pub in_ring: Option<u64>,
+    /// Why the header's counters cannot be true (more claimed past the released position
+    /// than the ring holds, or released past claimed), when they cannot: a hostile or
+    /// broken producer. The drainer reads such a ring without trusting the counters.
+    pub implausible: Option<String>,
     /// Records producers committed: claimed + dropped.
     pub committed: Option<u64>,
     /// Records dropped because the ring was full.
@@ -90,7 +95,10 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
                         s.valid = true;
                         let entry = checkpointed.get(&info.ring_id);
                         let consumed = entry.map_or(c.released, |e| e.pos.max(c.released));
-                        s.in_ring = Some(c.claimed.saturating_sub(consumed));
+                        // Producers claim only while a slot is free, so the claimed count
+                        // is at most one ring ahead of the released position.
+                        s.in_ring = Some(c.claimed.saturating_sub(consumed).min(info.capacity));
+                        s.implausible = implausible(c.claimed, c.released, info.capacity);
                         s.committed = Some(c.claimed.saturating_add(c.dropped));
                         s.dropped = Some(c.dropped);
                         s.written = entry.map(|e| e.written);
@@ -108,6 +116,20 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
         storage_dir: storage_dir.to_path_buf(),
         rings,
     })
+}
+
+/// Why counters `claimed`/`released` cannot be those of a ring of `capacity` slots.
+fn implausible(claimed: u64, released: u64, capacity: u64) -> Option<String> {
+    if released > claimed {
+        Some(format!("released {released} is past claimed {claimed}"))
+    } else if claimed - released > capacity {
+        Some(format!(
+            "claims {} records waiting, capacity {capacity}",
+            claimed - released
+        ))
+    } else {
+        None
+    }
 }
 
 /// Renders the report as an aligned text table (one line per entry, plus a header).
@@ -137,9 +159,10 @@ pub fn render_table(status: &Status) -> String {
             opt(r.in_ring),
             opt(r.committed),
             opt(r.dropped),
-            match &r.reason {
-                None => "yes".to_string(),
-                Some(why) => format!("no: {}", why.escape_debug()),
+            match (&r.reason, &r.implausible) {
+                (None, None) => "yes".to_string(),
+                (None, Some(why)) => format!("yes, header implausible: {why}"),
+                (Some(why), _) => format!("no: {}", why.escape_debug()),
             },
         ]);
     }
@@ -155,6 +178,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_claimed_count_past_the_capacity_is_bounded_and_flagged() {
+        let shm = tempfile::tempdir().unwrap();
+        let storage = tempfile::tempdir().unwrap();
+        let ring =
+            perf_ring::ProducerRing::create(shm.path(), "liar", &["CALIBRATING"], 8).unwrap();
+        // The claimed counter (`tail`, ring FORMAT.md) as a hostile producer sets it.
+        std::os::unix::fs::FileExt::write_at(
+            &std::fs::OpenOptions::new()
+                .write(true)
+                .open(ring.path())
+                .unwrap(),
+            &(1u64 << 40).to_le_bytes(),
+            2176,
+        )
+        .unwrap();
+        let report = collect(shm.path(), storage.path(), &AllowedUids::with_defaults(&[])).unwrap();
+        let r = &report.rings[0];
+        assert_eq!(r.in_ring, Some(8), "{r:?}");
+        assert_eq!(
+            r.implausible.as_deref(),
+            Some("claims 1099511627776 records waiting, capacity 8")
+        );
+        let table = render_table(&report);
+        assert!(
+            table.contains("yes, header implausible: claims 1099511627776 records waiting"),
+            "{table}"
+        );
+        assert_eq!(
+            implausible(5, 6, 8).unwrap(),
+            "released 6 is past claimed 5"
+        );
+        assert_eq!(implausible(9, 1, 8), None);
+    }
+
+    #[test]
     fn the_table_right_aligns_numbers_and_left_aligns_text() {
         let ring = RingStatus {
             file: "robot-server-1-ab".into(),
@@ -167,6 +225,7 @@ mod tests {
             alive: Some(true),
             capacity: Some(4096),
             in_ring: Some(3),
+            implausible: None,
             committed: Some(12),
             dropped: Some(0),
             written: Some(9),

@@ -30,13 +30,13 @@ use procfs::process::Process;
 use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
-use perf_daemon::fd_limit;
 use crate::fnmatch::Pattern;
 use crate::kept::{is_match, KeptTable, Known, ProcFiles};
 use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
     parse_stat, read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo, Usage,
 };
+use perf_daemon::fd_limit;
 /// One row of `system_resource_data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<'a> {

@@ -117,7 +117,12 @@ fn a_second_consumer_of_the_same_ring_dir_is_refused_and_status_still_works() {
     // status is read-only and needs no lock.
     let out = output_within(dirs.drainer_cmd(&["status"]), Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let ring_name = ring.path().file_name().unwrap().to_string_lossy().into_owned();
+    let ring_name = ring
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert!(
         perf_testkit::stdout(&out).contains(&ring_name),
         "{}",
