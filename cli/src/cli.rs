@@ -28,7 +28,10 @@ pub enum Command {
     /// Summarise robot_activity_data and system_resource_data: per state count, total,
     /// mean, p50/p95/p99 (nearest rank) and max; per command CPU and memory.
     Report(ReportArgs),
-    /// Export the robot activity as a timeline for Perfetto or chrome://tracing.
+    /// Export a storage directory as a timeline for Perfetto or chrome://tracing: a
+    /// process per service with a track per thread (from robot_activity_context_data;
+    /// records without context go on per-state tracks), and CPU and memory counters per
+    /// command from system_resource_data.
     Export(ExportArgs),
     /// Show the rings in the ring directory (the same view as `perf-drainer status`).
     Status(StatusArgs),
@@ -98,7 +101,8 @@ pub struct ExportArgs {
     /// Write Trace Event Format JSON to this file (`-` for stdout).
     #[arg(long, value_name = "OUT.json", required = true)]
     pub chrome_trace: PathBuf,
-    /// Directory holding robot_activity_data.
+    /// Directory holding robot_activity_data (and, when there, robot_activity_context_data
+    /// and system_resource_data).
     #[arg(value_name = "DIR", default_value = ROBOT_STORAGE_DIR)]
     pub dir: PathBuf,
     #[command(flatten)]
@@ -290,52 +294,72 @@ fn report(args: &ReportArgs) -> Result<(), CliError> {
 
 fn export(args: &ExportArgs) -> Result<(), CliError> {
     let window = checked_window(&args.window)?;
-    let path = args.dir.join(perf_table::ROBOT_ACTIVITY.name);
-    let mut problems = Vec::new();
-    let rows = crate::data::read_activity(&path, &mut problems).map_err(|source| {
-        crate::report::ReportError::Read {
-            path: path.clone(),
-            source,
-        }
-    })?;
-    for p in &problems {
+    let mut malformed = 0u64;
+    let mut problem = |p: crate::data::Problem| {
+        malformed += 1;
         eprintln!("{p}");
-    }
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|r| window.contains(r.start_ns))
-        .collect();
+    };
     let write_error = |source| CliError::Write {
         path: args.chrome_trace.clone(),
         source,
     };
+    let export_error = |e| match e {
+        crate::export::ExportError::Write(source) => write_error(source),
+        crate::export::ExportError::Read(e) => CliError::Report(crate::report::ReportError::Read {
+            path: e.path,
+            source: e.source,
+        }),
+    };
     let summary = if args.chrome_trace.as_os_str() == "-" {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        crate::export::write_chrome_trace(&rows, &mut out).map_err(write_error)?
+        crate::export::write_chrome_trace(&args.dir, window, &mut out, &mut problem)
+            .map_err(export_error)?
     } else {
         let file = std::fs::File::create(&args.chrome_trace).map_err(write_error)?;
-        let mut out = std::io::BufWriter::new(file);
-        let s = crate::export::write_chrome_trace(&rows, &mut out).map_err(write_error)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        let s = crate::export::write_chrome_trace(&args.dir, window, &mut out, &mut problem)
+            .map_err(export_error)?;
         out.into_inner()
             .map_err(|e| write_error(e.into_error()))?
             .sync_all()
             .map_err(write_error)?;
         s
     };
+    if let Some(w) = summary.join.warning(&args.dir) {
+        eprintln!("{w}");
+    }
     if args.chrome_trace.as_os_str() != "-" {
         println!(
-            "wrote {} events on {} tracks to {}{} (open it in ui.perfetto.dev or chrome://tracing)",
-            summary.events,
-            summary.tracks,
-            args.chrome_trace.display(),
-            if problems.is_empty() {
-                String::new()
-            } else {
-                format!("; {} malformed lines skipped", problems.len())
-            }
+            "{}",
+            export_summary(&summary, &args.chrome_trace, malformed)
         );
     }
     Ok(())
+}
+
+/// The line `export` prints when it wrote a file.
+fn export_summary(s: &crate::export::Summary, path: &std::path::Path, malformed: u64) -> String {
+    let mut line = format!("wrote {} events on {} tracks", s.events, s.tracks);
+    if s.join.context_table {
+        line.push_str(&format!(
+            " ({} services; {} records without context on per-state tracks)",
+            s.processes, s.without_context
+        ));
+    }
+    if s.resources {
+        line.push_str(&format!(
+            " and {} counter events for {} commands",
+            s.counter_events, s.commands
+        ));
+    }
+    line.push_str(&format!(
+        " to {} (open it in ui.perfetto.dev or chrome://tracing)",
+        path.display()
+    ));
+    if malformed > 0 {
+        line.push_str(&format!("; {malformed} malformed lines skipped"));
+    }
+    line
 }
 
 #[cfg(test)]

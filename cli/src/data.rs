@@ -1,4 +1,5 @@
-//! Reading the two tables back: `robot_activity_data` and `system_resource_data`.
+//! Reading the tables back: `robot_activity_data`, `robot_activity_context_data` and
+//! `system_resource_data`.
 //!
 //! The files are what `perf-drainer`, the system resource tracker or the Python package
 //! wrote: no header row, every field quoted, rows ending in `\r\n`, integers in decimal and
@@ -15,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use perf_table::{archive, TableSpec, ROBOT_ACTIVITY, SYSTEM_RESOURCE};
+use perf_table::{archive, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT, SYSTEM_RESOURCE};
 
 /// One `robot_activity_data` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,19 @@ pub struct ActivityRef<'a> {
     pub duration_ns: u64,
 }
 
+/// One `robot_activity_context_data` row as read: the activity row and who wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextRef<'a> {
+    /// The same three columns as `robot_activity_data`.
+    pub activity: ActivityRef<'a>,
+    /// The ring's service name.
+    pub service: &'a str,
+    /// The producer's pid (the ring's creator).
+    pub pid: u32,
+    /// The writing thread's kernel tid.
+    pub tid: u32,
+}
+
 /// One `system_resource_data` row as read, borrowing the command line from the reader.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceRef<'a> {
@@ -99,14 +113,41 @@ pub fn for_each_activity(
     each: &mut dyn FnMut(ActivityRef<'_>),
 ) -> io::Result<()> {
     read_table(path, &ROBOT_ACTIVITY, problems, &mut |f| {
-        let state = text(f[0], "state")?;
-        if state.is_empty() {
-            return Err("state is empty".into());
+        each(activity_row(f)?);
+        Ok(())
+    })
+}
+
+/// The first three fields of an activity row (either activity table).
+fn activity_row<'a>(f: &[&'a [u8]]) -> Result<ActivityRef<'a>, String> {
+    let state = text(f[0], "state")?;
+    if state.is_empty() {
+        return Err("state is empty".into());
+    }
+    Ok(ActivityRef {
+        state,
+        start_ns: whole(f[1], "func_start")?,
+        duration_ns: whole(f[2], "duration")?,
+    })
+}
+
+/// Streams `robot_activity_context_data` at `path`, as [`for_each_activity`] does.
+pub fn for_each_context(
+    path: &Path,
+    problems: &mut dyn FnMut(Problem),
+    each: &mut dyn FnMut(ContextRef<'_>),
+) -> io::Result<()> {
+    read_table(path, &ROBOT_ACTIVITY_CONTEXT, problems, &mut |f| {
+        let activity = activity_row(f)?;
+        let service = text(f[3], "service")?;
+        if service.is_empty() {
+            return Err("service is empty".into());
         }
-        each(ActivityRef {
-            state,
-            start_ns: whole(f[1], "func_start")?,
-            duration_ns: whole(f[2], "duration")?,
+        each(ContextRef {
+            activity,
+            service,
+            pid: id(f[4], "pid")?,
+            tid: id(f[5], "tid")?,
         });
         Ok(())
     })
@@ -176,6 +217,16 @@ fn whole(field: &[u8], column: &str) -> Result<u64, String> {
     }
     s.parse()
         .map_err(|_| format!("{column} {s:?} is too large (more than 2^64 - 1)"))
+}
+
+/// A pid or tid: a whole number that fits in 32 bits.
+fn id(field: &[u8], column: &str) -> Result<u32, String> {
+    let s = text(field, column)?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{column} {s:?} is not a whole number"));
+    }
+    s.parse()
+        .map_err(|_| format!("{column} {s:?} is too large (more than 2^32 - 1)"))
 }
 
 fn real(field: &[u8], column: &str) -> Result<f64, String> {

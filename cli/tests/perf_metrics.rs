@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod trace_rules;
+
 const BIN: &str = env!("CARGO_BIN_EXE_perf-metrics");
 
 fn run(args: &[&str]) -> Output {
@@ -147,6 +149,104 @@ fn demo_runs_the_whole_pipeline_and_loses_nothing_of_the_crashed_service() {
     // The report printed at the end covers the run.
     assert!(stdout.contains("GETTING_CACHED_ANALYSIS"));
     assert!(stdout.contains(&format!("robot activity: {committed} records")));
+
+    the_demo_exports_as_a_timeline_of_services_and_threads(&out_dir, &stdout, &rows);
+}
+
+/// The demo's storage directory exported: a process per service with the pid the demo
+/// printed, a track per thread of the context table, counters for every sampled service,
+/// and every record exactly once, on its own thread's track.
+fn the_demo_exports_as_a_timeline_of_services_and_threads(
+    out_dir: &Path,
+    stdout: &str,
+    rows: &[Vec<String>],
+) {
+    let trace = out_dir.join("trace.json");
+    let out = run(&[
+        "export",
+        "--chrome-trace",
+        trace.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ]);
+    let said = ok(&out);
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    let trace = trace_rules::check(&std::fs::read(&trace).unwrap());
+
+    // SERVICE PID THREADS ... lines of the demo's table.
+    let services: BTreeMap<String, (u64, usize)> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("SERVICE"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_owned(),
+                (f[1].parse().unwrap(), f[2].parse().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(services.len(), 4, "{stdout}");
+    for (name, (pid, workers)) in &services {
+        assert_eq!(
+            trace.processes.get(pid),
+            Some(name),
+            "{:?}",
+            trace.processes
+        );
+        // The main thread (start-up, shut-down) and each worker.
+        let threads = trace.threads.keys().filter(|(p, _)| p == pid).count();
+        assert_eq!(threads, workers + 1, "{name}: {:?}", trace.threads);
+    }
+    assert!(
+        said.contains(&format!(
+            "({} services; 0 records without context",
+            services.len()
+        )),
+        "{said}"
+    );
+
+    // Every record exactly once, on the track of the thread the context table names.
+    let context = csv_rows(&out_dir.join("robot_activity_context_data"));
+    assert_eq!(context.len(), rows.len());
+    let mut expected: Vec<trace_rules::Complete> = context
+        .iter()
+        .map(|r| trace_rules::Complete {
+            name: r[0].clone(),
+            start_ns: r[1].parse().unwrap(),
+            duration_ns: r[2].parse().unwrap(),
+            pid: r[4].parse().unwrap(),
+            tid: r[5].parse().unwrap(),
+        })
+        .collect();
+    let plain: BTreeSet<(String, u64, u64)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap(), r[2].parse().unwrap()))
+        .collect();
+    assert!(expected
+        .iter()
+        .all(|e| plain.contains(&(e.name.clone(), e.start_ns, e.duration_ns))));
+    expected.sort();
+    let mut got = trace.complete.clone();
+    got.sort();
+    assert_eq!(got, expected);
+    let tracks: BTreeSet<(u64, u64)> = got.iter().map(|x| (x.pid, x.tid)).collect();
+    assert_eq!(tracks, trace.threads.keys().copied().collect());
+
+    // Counters: CPU and resident memory for each sampled service, in a process named
+    // after its command line.
+    for name in services.keys() {
+        let wanted = format!("perf-metrics demo-service --service {name} ");
+        let (&pid, _) = trace
+            .processes
+            .iter()
+            .find(|(_, n)| n.starts_with(&wanted))
+            .unwrap_or_else(|| panic!("no counters for {name}: {:?}", trace.processes));
+        let tracks = trace_rules::counter_tracks(&trace, pid);
+        assert!(tracks.contains("CPU % of one core"), "{tracks:?}");
+        assert!(tracks.contains("resident memory % of RAM"), "{tracks:?}");
+    }
+    assert!(trace.counters.iter().all(|c| c.value >= 0.0));
 }
 
 /// A small storage directory whose figures are worked out by hand below.
@@ -863,4 +963,44 @@ fn report_and_export_read_the_rotated_files_too() {
         d,
     ]));
     assert!(out.contains("wrote 40 events"), "{out}");
+
+    // A context table rotated too (from row 10 on): the rows it covers are on their
+    // thread's track, the first ten on the state track.
+    let mut context = TableFile::open(dir.path(), &perf_table::ROBOT_ACTIVITY_CONTEXT).unwrap();
+    for i in 10..40u64 {
+        buf.clear();
+        Row::new(&mut buf)
+            .str("CALIBRATING")
+            .uint(1_722_450_000_000_000_000 + i * 1_000_000_000)
+            .uint(1_000 + i)
+            .str("robot-server")
+            .uint(4242)
+            .uint(4243)
+            .end();
+        archive::rotate_if_due(&mut context, &cap, buf.len() as u64).unwrap();
+        context.append(&buf).unwrap();
+    }
+    assert!(
+        archive::segments(dir.path(), &perf_table::ROBOT_ACTIVITY_CONTEXT)
+            .unwrap()
+            .len()
+            > 5
+    );
+    let out = ok(&run(&[
+        "export",
+        "--chrome-trace",
+        trace.to_str().unwrap(),
+        d,
+    ]));
+    assert!(
+        out.contains("(1 services; 10 records without context"),
+        "{out}"
+    );
+    let checked = trace_rules::check(&std::fs::read(&trace).unwrap());
+    let on_thread = checked
+        .complete
+        .iter()
+        .filter(|x| (x.pid, x.tid) == (4242, 4243))
+        .count();
+    assert_eq!(on_thread, 30);
 }

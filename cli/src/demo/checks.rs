@@ -175,7 +175,11 @@ pub(super) fn report(out: &Path, since_ns: u64) -> Result<String, DemoError> {
         )));
     }
     let _ = writeln!(text, "\nfiles written:");
-    for table in [perf_table::ROBOT_ACTIVITY, perf_table::SYSTEM_RESOURCE] {
+    for table in [
+        perf_table::ROBOT_ACTIVITY,
+        perf_table::ROBOT_ACTIVITY_CONTEXT,
+        perf_table::SYSTEM_RESOURCE,
+    ] {
         let _ = writeln!(text, "  {}", out.join(table.name).display());
         let _ = writeln!(
             text,

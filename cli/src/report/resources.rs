@@ -1,17 +1,14 @@
 //! The system resource part: per command line, and per process instance its CPU use and
 //! whether its memory grows.
 //!
-//! A process instance is a command with one `running_since`: a restart is a new instance,
-//! so a restart (memory back down, then up again) never looks like a leak. A cumulative CPU
-//! time that goes down under the same start time is a new instance too (a restart within
-//! the same second). Rows are taken in file order, which is time order for the tracker's
-//! appends; a sample older than the one before it in the same instance is still counted,
-//! but no CPU rate is taken across it.
+//! A process instance ([`crate::instances`]) is a command with one `running_since`: a
+//! restart is a new instance, so a restart (memory back down, then up again) never looks
+//! like a leak. The instances and the CPU between successive samples come from
+//! [`crate::instances`], which the timeline export uses too.
 //!
 //! Memory per instance is a timeline of at most 256 bins ([`super::timeline`]): bounded for
 //! any length of series.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -19,6 +16,7 @@ use serde::Serialize;
 use super::timeline::{Merge, Timeline};
 use super::trend::{self, Trend, Verdict};
 use crate::data::ResourceRef;
+use crate::instances::{cpu_percent, Instances};
 
 const NS_PER_HOUR: f64 = 3.6e12;
 
@@ -76,7 +74,7 @@ impl SampleBin {
 
     /// CPU % of one core over the bin's intervals, if any.
     pub fn cpu_percent(&self) -> Option<f64> {
-        (self.interval_seconds > 0.0).then(|| 100.0 * self.cpu_seconds / self.interval_seconds)
+        (self.interval_seconds > 0.0).then(|| cpu_percent(self.cpu_seconds, self.interval_seconds))
     }
 }
 
@@ -142,10 +140,7 @@ struct InstanceAcc {
 /// Takes in `system_resource_data` rows one at a time.
 #[derive(Debug, Default)]
 pub struct ResourceAcc {
-    commands: Vec<String>,
-    command_index: HashMap<String, usize>,
-    /// The current instance of each (command, start time).
-    current: HashMap<(usize, u64), usize>,
+    instances_seen: Instances,
     instances: Vec<InstanceAcc>,
     rows: u64,
     first: Option<u64>,
@@ -159,55 +154,30 @@ impl ResourceAcc {
         let t = r.query_time;
         self.first = Some(self.first.map_or(t, |f| f.min(t)));
         self.last = Some(self.last.map_or(t, |l| l.max(t)));
-        let command = match self.command_index.get(r.command.as_ref()) {
-            Some(&i) => i,
-            None => {
-                self.commands.push(r.command.clone().into_owned());
-                let i = self.commands.len() - 1;
-                self.command_index.insert(r.command.clone().into_owned(), i);
-                i
-            }
-        };
-        let cpu = r.user_cpu_time + r.system_cpu_time;
-        let key = (command, r.running_since.to_bits());
-        let existing = self.current.get(&key).copied().filter(|&i| {
-            // Cumulative CPU time never goes down in one process: a drop is a new process
-            // that started in the same second.
-            cpu >= self.instances[i].last_cpu
-        });
-        let index = match existing {
-            Some(i) => i,
-            None => {
-                self.instances.push(InstanceAcc {
-                    command,
-                    running_since: r.running_since,
-                    first_t: t,
-                    last_t: t,
-                    first_cpu: cpu,
-                    last_cpu: cpu,
-                    samples: 0,
-                    mem_sum: 0.0,
-                    mem_peak: f64::MIN,
-                    timeline: Timeline::default(),
-                });
-                let i = self.instances.len() - 1;
-                self.current.insert(key, i);
-                i
-            }
-        };
-        let inst = &mut self.instances[index];
-        let (dt, dcpu) = if inst.samples > 0 && t > inst.last_t {
-            ((t - inst.last_t) as f64 / 1e9, cpu - inst.last_cpu)
-        } else {
-            (0.0, 0.0)
-        };
+        let sample = self.instances_seen.add(r);
+        if sample.first {
+            self.instances.push(InstanceAcc {
+                command: sample.command,
+                running_since: r.running_since,
+                first_t: t,
+                last_t: t,
+                first_cpu: sample.cpu,
+                last_cpu: sample.cpu,
+                samples: 0,
+                mem_sum: 0.0,
+                mem_peak: f64::MIN,
+                timeline: Timeline::default(),
+            });
+        }
+        let inst = &mut self.instances[sample.instance];
+        let (dt, dcpu) = sample
+            .interval
+            .map_or((0.0, 0.0), |i| (i.seconds(), i.cpu_seconds));
         inst.samples += 1;
         inst.mem_sum += r.memory_percent;
         inst.mem_peak = inst.mem_peak.max(r.memory_percent);
-        if t >= inst.last_t {
-            inst.last_t = t;
-        }
-        inst.last_cpu = cpu;
+        inst.last_t = inst.last_t.max(t);
+        inst.last_cpu = sample.cpu;
         let hours = t.saturating_sub(inst.first_t) as f64 / NS_PER_HOUR;
         let bin = inst.timeline.at(t);
         bin.samples += 1;
@@ -230,9 +200,9 @@ impl ResourceAcc {
                     .collect();
                 let span = a.last_t.saturating_sub(a.first_t);
                 let cpu_percent =
-                    (span > 0).then(|| 100.0 * (a.last_cpu - a.first_cpu) / (span as f64 / 1e9));
+                    (span > 0).then(|| cpu_percent(a.last_cpu - a.first_cpu, span as f64 / 1e9));
                 InstanceStats {
-                    command: self.commands[a.command].clone(),
+                    command: self.instances_seen.command(a.command).to_owned(),
                     running_since: a.running_since,
                     first_sample_ns: a.first_t,
                     last_sample_ns: a.last_t,

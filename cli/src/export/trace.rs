@@ -1,0 +1,128 @@
+//! Writing Trace Event Format JSON one event at a time: `{"traceEvents":[` … `]}` with
+//! one event per line, so that nothing but the current event is held.
+//!
+//! Times are microseconds written as exact decimals of the nanoseconds
+//! (`1722450000123456.789`): a JSON reader that keeps the text keeps every ns. Metadata
+//! events may come anywhere in the array (the format does not order events; Perfetto and
+//! chrome://tracing sort them), so a process or thread is named where it first appears.
+//! A write error is kept and ends all further writing; [`Trace::finish`] returns it.
+
+use std::fmt;
+use std::io::{self, Write};
+
+/// The first pid or tid that is never a real one: Linux's `PID_MAX_LIMIT` (2^22).
+/// Processes and tracks that are not a real process or thread get ids from here on.
+pub(super) const SYNTHETIC_IDS: u32 = 1 << 22;
+
+/// ns as microseconds with three exact decimals.
+pub(super) fn micros(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1000, ns % 1000)
+}
+
+fn json_string(s: &str) -> String {
+    // A string always serialises.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
+}
+
+/// The trace being written.
+pub(super) struct Trace<'w> {
+    out: &'w mut dyn Write,
+    first: bool,
+    error: Option<io::Error>,
+    next_synthetic: u32,
+}
+
+impl<'w> Trace<'w> {
+    /// Starts the trace on `out`.
+    pub(super) fn new(out: &'w mut dyn Write) -> Trace<'w> {
+        let mut t = Trace {
+            out,
+            first: true,
+            error: None,
+            next_synthetic: SYNTHETIC_IDS,
+        };
+        t.raw(format_args!(
+            "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
+        ));
+        t
+    }
+
+    /// A pid or tid no real process or thread has.
+    pub(super) fn synthetic_id(&mut self) -> u32 {
+        self.next_synthetic = self.next_synthetic.saturating_add(1);
+        self.next_synthetic - 1
+    }
+
+    fn raw(&mut self, args: fmt::Arguments<'_>) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_fmt(args) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn event(&mut self, args: fmt::Arguments<'_>) {
+        if !self.first {
+            self.raw(format_args!(",\n"));
+        }
+        self.first = false;
+        self.raw(args);
+    }
+
+    /// `process_name` metadata.
+    pub(super) fn process_name(&mut self, pid: u32, name: &str) {
+        self.event(format_args!(
+            "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":{}}}}}",
+            json_string(name)
+        ));
+    }
+
+    /// `thread_name` metadata, and `thread_sort_index` when given.
+    pub(super) fn thread_name(&mut self, pid: u32, tid: u32, name: &str, sort: Option<u64>) {
+        self.event(format_args!(
+            "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":{}}}}}",
+            json_string(name)
+        ));
+        if let Some(sort) = sort {
+            self.event(format_args!(
+                "{{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"sort_index\":{sort}}}}}"
+            ));
+        }
+    }
+
+    /// A complete event (`"ph":"X"`).
+    pub(super) fn complete(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        name: &str,
+        start_ns: u64,
+        duration_ns: u64,
+    ) {
+        self.event(format_args!(
+            "{{\"name\":{},\"cat\":\"robot_activity\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{}}}",
+            json_string(name),
+            micros(start_ns),
+            micros(duration_ns)
+        ));
+    }
+
+    /// A counter event (`"ph":"C"`): series `key` of counter `name` in process `pid`.
+    pub(super) fn counter(&mut self, pid: u32, name: &str, key: &str, t_ns: u64, value: f64) {
+        self.event(format_args!(
+            "{{\"name\":{},\"cat\":\"system_resources\",\"ph\":\"C\",\"pid\":{pid},\"ts\":{},\"args\":{{{}:{value}}}}}",
+            json_string(name),
+            micros(t_ns),
+            json_string(key)
+        ));
+    }
+
+    /// Closes the array and flushes; the first write error, if any.
+    pub(super) fn finish(mut self) -> io::Result<()> {
+        self.raw(format_args!("\n]}}\n"));
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.out.flush(),
+        }
+    }
+}
