@@ -151,6 +151,70 @@ fn demo_runs_the_whole_pipeline_and_loses_nothing_of_the_crashed_service() {
     assert!(stdout.contains(&format!("robot activity: {committed} records")));
 
     the_demo_exports_as_a_timeline_of_services_and_threads(&out_dir, &stdout, &rows);
+    the_report_breaks_each_state_down_by_service(tmp.path(), &out_dir, &stdout, committed);
+}
+
+/// `report` on the demo's directory: per service and state, counts that add up to what
+/// each service committed; beside a robot without a context table, side by side.
+fn the_report_breaks_each_state_down_by_service(
+    tmp: &Path,
+    out_dir: &Path,
+    stdout: &str,
+    committed: u64,
+) {
+    assert!(
+        stdout.contains(&format!("per service: {committed} records with context")),
+        "{stdout}"
+    );
+    let d = out_dir.to_str().unwrap();
+    let report: Value = serde_json::from_str(&ok(&run(&["report", "--json", d]))).unwrap();
+    let services = &report["services"];
+    assert_eq!(services["records_with_context"], committed);
+    assert_eq!(services["records_without_context"], 0);
+    let mut per_service: BTreeMap<String, u64> = BTreeMap::new();
+    for s in services["states"].as_array().unwrap() {
+        *per_service
+            .entry(s["service"].as_str().unwrap().into())
+            .or_default() += s["count"].as_u64().unwrap();
+        assert!(s["p50_ns"].as_u64().unwrap() <= s["p95_ns"].as_u64().unwrap());
+    }
+    // SERVICE PID THREADS COMMITTED lines of the demo's table.
+    let said: BTreeMap<String, u64> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("SERVICE"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[3].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(per_service, said);
+
+    // An older robot: the same data without the context table.
+    let old = tmp.join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::copy(
+        out_dir.join("robot_activity_data"),
+        old.join("robot_activity_data"),
+    )
+    .unwrap();
+    let o = old.to_str().unwrap();
+    let both = ok(&run(&["report", d, o, "--name", "new", "--name", "old"]));
+    assert!(
+        both.contains("robot activity per service and state"),
+        "{both}"
+    );
+    assert!(
+        both.contains("COUNT new") && both.contains("COUNT old"),
+        "{both}"
+    );
+    let json: Value = serde_json::from_str(&ok(&run(&[
+        "report", "--json", d, o, "--name", "new", "--name", "old",
+    ])))
+    .unwrap();
+    assert!(json["robots"]["old"]["services"].is_null());
+    assert_eq!(json["robots"]["new"]["services"], *services);
 }
 
 /// The demo's storage directory exported: a process per service with the pid the demo

@@ -14,12 +14,14 @@ use super::DemoError;
 /// argv[0] of the simulated services (the executable is this one).
 pub(super) const SERVICE_ARGV0: &str = "perf-metrics";
 
-/// The simulated services: name, worker threads, crashes.
+/// The simulated services: name, worker threads, crashes. Each has at least one worker
+/// of every role (protocols, analyses, cache lookups; see [`crate::service`]) besides
+/// its main thread, so the timeline has several real thread tracks per service.
 const SERVICES: &[(&str, u32, bool)] = &[
-    ("robot-server", 3, false),
-    ("protocol-analyzer", 2, false),
-    ("hardware-controller", 2, false),
-    ("flaky-analyzer", 2, true),
+    ("robot-server", 4, false),
+    ("protocol-analyzer", 3, false),
+    ("hardware-controller", 3, false),
+    ("flaky-analyzer", 3, true),
 ];
 
 /// The demo's ring directory; removed (with anything left in it) when dropped.

@@ -2,8 +2,9 @@
 //! per-process-instance CPU and memory with memory trends, for one robot or several side
 //! by side, as text, JSON or a page of plots.
 //!
-//! One folder is read by [`build`] in one streaming pass over each table ([`activity`],
-//! [`resources`]): memory stays bounded whatever the files' size. Several folders are a
+//! One folder is read by [`build`] in one streaming pass over each table ([`activity`] and
+//! [`services`] over the activity rows with their context, read together by
+//! [`crate::join`]; [`resources`]): memory stays bounded whatever the files' size. Several folders are a
 //! [`Fleet`]. Rendering is separate: [`text`], [`html`]. A new per-robot section is a
 //! field of [`Report`], an accumulator fed in [`build`], and a block in each renderer.
 
@@ -11,6 +12,7 @@ pub mod activity;
 pub mod html;
 pub mod plots;
 pub mod resources;
+pub mod services;
 pub mod sketch;
 pub mod text;
 pub mod timeline;
@@ -24,6 +26,7 @@ use serde::{Serialize, Serializer};
 
 pub use activity::{ActivitySection, Drift, DriftVerdict, StateStats};
 pub use resources::{InstanceStats, ProcessStats, ResourceSection};
+pub use services::{ServiceSection, ServiceStateStats};
 pub use text::{render_fleet, render_text};
 pub use trend::{Trend, Verdict};
 
@@ -43,6 +46,8 @@ pub struct Report {
     pub until_ns: Option<u64>,
     /// `None` when `robot_activity_data` is missing.
     pub robot_activity: Option<ActivitySection>,
+    /// Per service and state; `None` when `robot_activity_context_data` is missing.
+    pub services: Option<ServiceSection>,
     /// `None` when `system_resource_data` is missing.
     pub system_resources: Option<ResourceSection>,
     /// Lines that could not be read (each also given to the caller's `on_problem`).
@@ -74,14 +79,25 @@ pub fn build(
     };
     let activity_path = dir.join(perf_table::ROBOT_ACTIVITY.name);
     let mut activity = activity::ActivityAcc::default();
-    let has_activity = optional(
-        &activity_path,
-        data::for_each_activity(&activity_path, &mut problem, &mut |r| {
-            if window.contains(r.start_ns) {
-                activity.add(r);
-            }
-        }),
-    )?;
+    let mut services = services::ServiceAcc::default();
+    let joined = crate::join::for_each_activity(dir, &mut problem, &mut |r, who| {
+        if window.contains(r.start_ns) {
+            activity.add(r);
+            services.add(r, who);
+        }
+    });
+    let (has_activity, services) = match joined {
+        Ok(join) => (true, services.finish(&join)),
+        Err(e) if e.path == activity_path && e.source.kind() == io::ErrorKind::NotFound => {
+            (false, None)
+        }
+        Err(e) => {
+            return Err(ReportError::Read {
+                path: e.path,
+                source: e.source,
+            })
+        }
+    };
     let resource_path = dir.join(perf_table::SYSTEM_RESOURCE.name);
     let mut resources = resources::ResourceAcc::default();
     let has_resources = optional(
@@ -100,6 +116,7 @@ pub fn build(
         since_ns: window.since,
         until_ns: window.until,
         robot_activity: has_activity.then(|| activity.finish(activity_path)),
+        services,
         system_resources: has_resources.then(|| resources.finish(resource_path)),
         malformed_lines: malformed,
     })

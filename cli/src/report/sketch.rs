@@ -106,14 +106,21 @@ impl LogSketch {
 #[derive(Debug, Clone, Default)]
 pub struct Durations {
     exact: Option<Vec<u64>>,
+    limit: usize,
     sketch: LogSketch,
 }
 
 impl Durations {
     /// An empty set that keeps values exactly up to [`EXACT_LIMIT`].
     pub fn new() -> Durations {
+        Durations::with_limit(EXACT_LIMIT)
+    }
+
+    /// An empty set that keeps values exactly up to `limit`.
+    pub fn with_limit(limit: usize) -> Durations {
         Durations {
             exact: Some(Vec::new()),
+            limit,
             sketch: LogSketch::default(),
         }
     }
@@ -122,7 +129,7 @@ impl Durations {
     pub fn add(&mut self, ns: u64) {
         self.sketch.add(ns);
         if let Some(v) = &mut self.exact {
-            if v.len() < EXACT_LIMIT {
+            if v.len() < self.limit {
                 v.push(ns);
             } else {
                 // From here on only the sketch: free the values.

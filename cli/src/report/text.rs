@@ -11,6 +11,7 @@ use perf_daemon::text_table::{Align, Table};
 
 use super::activity::{ActivitySection, StateStats, DRIFT_RATIO};
 use super::resources::{InstanceStats, ResourceSection};
+use super::services::{ServiceSection, ServiceStateStats, NO_CONTEXT};
 use super::trend::{GROWING_PERCENT_PER_HOUR, MIN_SAMPLES, MIN_SPAN_NS, MIN_Z};
 use super::{Fleet, Report};
 use crate::units::human_ns;
@@ -170,6 +171,42 @@ fn drift_table(a: &ActivitySection, out: &mut Vec<Block>) {
     out.push(Block::Table(rows));
 }
 
+fn services_table(s: &ServiceSection, out: &mut Vec<Block>) {
+    out.push(Block::Blank);
+    out.push(Block::Line(format!(
+        "per service: {} records with context (robot_activity_context_data), {} without",
+        s.records_with_context, s.records_without_context
+    )));
+    let mut rows = Table::new(
+        [
+            "SERVICE", "STATE", "COUNT", "TOTAL", "MEAN", "P50", "P95", "P99", "MAX",
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (h, if i < 2 { Align::Left } else { Align::Right })),
+    );
+    for x in &s.states {
+        rows.row([
+            printable(&x.service),
+            x.state.clone(),
+            x.count.to_string(),
+            human_ns(x.total_ns as f64),
+            human_ns(x.mean_ns),
+            percentile(x.p50_ns, x.percentiles_exact),
+            percentile(x.p95_ns, x.percentiles_exact),
+            percentile(x.p99_ns, x.percentiles_exact),
+            human_ns(x.max_ns as f64),
+        ]);
+    }
+    out.push(Block::Table(rows));
+    if s.context_rows_unmatched > 0 {
+        out.push(Block::Line(format!(
+            "{} rows of robot_activity_context_data match no row of robot_activity_data (it is longer than the data, or the data lost rows); left out",
+            s.context_rows_unmatched
+        )));
+    }
+}
+
 fn commands_table(r: &ResourceSection, out: &mut Vec<Block>) {
     let mut rows = Table::new([
         ("CPU USED", Align::Left),
@@ -244,6 +281,9 @@ pub fn report_blocks(report: &Report) -> Vec<Block> {
             if !a.states.is_empty() {
                 states_table(a, &mut out);
                 drift_table(a, &mut out);
+            }
+            if let Some(s) = report.services.as_ref().filter(|s| !s.states.is_empty()) {
+                services_table(s, &mut out);
             }
         }
     }
@@ -386,6 +426,31 @@ pub fn fleet_blocks(fleet: &Fleet) -> Vec<Block> {
         false,
         super::state_order,
     ));
+
+    if fleet.robots.iter().any(|(_, r)| r.services.is_some()) {
+        type Svc<'a> = &'a ServiceStateStats;
+        let services = per_robot(fleet, |r| {
+            r.services
+                .iter()
+                .flat_map(|s| &s.states)
+                .map(|x| (format!("{}  {}", x.service, x.state), x))
+                .collect()
+        });
+        out.push(Block::Blank);
+        out.push(Block::Line(
+            "robot activity per service and state (robots with robot_activity_context_data)".into(),
+        ));
+        let count = |x: &Svc<'_>| x.count.to_string();
+        let p50 = |x: &Svc<'_>| percentile(x.p50_ns, x.percentiles_exact);
+        let p95 = |x: &Svc<'_>| percentile(x.p95_ns, x.percentiles_exact);
+        out.push(side_by_side(
+            "SERVICE  STATE",
+            &services,
+            &[("COUNT", &count), ("P50", &p50), ("P95", &p95)],
+            false,
+            |k| (usize::from(k.starts_with(NO_CONTEXT)), k.to_owned()),
+        ));
+    }
 
     type Cmd<'a> = &'a super::ProcessStats;
     let commands = per_robot(fleet, |r| {
