@@ -22,8 +22,9 @@ use std::fmt::Write as _;
 use std::fs::File;
 
 use crate::cmdline::format_command;
+use crate::cpu_clock::CpuClock;
 use crate::fnmatch::Pattern;
-use crate::proc::{read_whole, Skip};
+use crate::proc::{read_whole, Skip, StatFields};
 
 /// The open `/proc/PID` files of one process.
 #[derive(Debug)]
@@ -61,6 +62,12 @@ impl ProcFiles {
     /// Reads the command line into `buf` (raw, as `/proc/PID/cmdline` holds it).
     pub fn read_cmdline(&self, buf: &mut Vec<u8>) -> Result<(), Skip> {
         read_whole(&self.cmdline, buf)
+    }
+
+    /// Reads `/proc/PID/statm` through its kept descriptor; `None` if it is not kept.
+    pub fn read_statm(&self, buf: &mut Vec<u8>) -> Option<Result<(), Skip>> {
+        let (_, statm) = self.usage.as_ref()?;
+        Some(read_whole(statm, buf))
     }
 
     /// Reads `/proc/PID/stat` and `statm`, opening them first if they are not open yet
@@ -102,9 +109,34 @@ pub(crate) struct Known {
     pub(crate) matched: bool,
     /// The sample that last listed it.
     pub(crate) seen: u64,
+    /// Inode of its `/proc/PID` entry as last listed (see [`crate::cpu_clock`]).
+    pub(crate) ino: u64,
+    /// Its CPU clock.
+    pub(crate) clock: CpuClock,
+    /// The clock's figure just before the last read that completed (`None`: the last read
+    /// failed, or there is no clock): while the clock shows it, `raw` and `stat` are
+    /// current.
+    pub(crate) read_at: Option<u64>,
+    /// `stat`'s fields as last read, if it matched.
+    pub(crate) stat: Option<StatFields>,
 }
 
 impl Known {
+    /// A process just found under `pid`, listed with inode `ino`, its files open.
+    pub(crate) fn new(files: ProcFiles, pid: i32, ino: u64, seen: u64) -> Known {
+        Known {
+            files,
+            raw: Vec::new(),
+            command: String::new(),
+            matched: false,
+            seen,
+            ino,
+            clock: CpuClock::of(pid),
+            read_at: None,
+            stat: None,
+        }
+    }
+
     /// Re-reads the command line (through `buf`); formats and matches it only if it changed.
     pub(crate) fn refresh(&mut self, filters: &[Pattern], buf: &mut Vec<u8>) -> Result<(), Skip> {
         self.files.read_cmdline(buf)?;

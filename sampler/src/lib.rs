@@ -11,6 +11,7 @@
 
 pub mod cmdline;
 pub mod config;
+pub mod cpu_clock;
 pub mod fnmatch;
 pub mod kept;
 pub mod metrics;

@@ -2,22 +2,28 @@
 //!
 //! Each sample lists `/proc` (kept open, rewound each time), so new processes appear in
 //! the very next sample. A process found with a command line keeps its `/proc` files open
-//! ([`ProcFiles`]) and is re-read with `pread` every sample: its command line always (exec
-//! and setproctitle change it in place, and the Python tracker saw the change at the next
+//! ([`ProcFiles`]) and is re-read with `pread` every sample: its command line (exec and
+//! setproctitle change it in place, and the Python tracker saw the change at the next
 //! sample), its `stat` and `statm` when the command line matches. A kept descriptor of a
 //! process that has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which
-//! may now be a new process's, is opened afresh. The command line last read is kept with the formatted
-//! command and whether it matched, so an unchanged one costs a `pread` and a comparison.
-//! Descriptors are kept up to a budget (see [`perf_daemon::fd_limit`]); processes beyond it are
-//! read by path each sample.
+//! may now be a new process's, is opened afresh. The command line last read is kept with
+//! the formatted command and whether it matched, so an unchanged one costs a `pread` and a
+//! comparison. Descriptors are kept up to a budget (see [`perf_daemon::fd_limit`]); processes
+//! beyond it are read by path each sample.
+//!
+//! Before any of that, the process's CPU clock is read: if it shows the figure it showed
+//! just before the last complete read, the process has not run since, so its command line
+//! and `stat` are as read then and only a matched process's `statm` is read again (see
+//! [`crate::cpu_clock`] for why that holds, and how the pid behind a clock is known to be
+//! the same process).
 //!
 //! Most of /proc is kernel threads (59 of 65 entries on the CI machine), which never have a
 //! command line. A process found without one has its `stat` read once: a thread made by
 //! `kthreadd` never execs, so it is remembered by pid and the inode of its `/proc/PID`
 //! entry (a new process under a reused pid gets a new entry, so a new inode) and not read
 //! again. Any other process without a command line (a zombie, a process in the middle of
-//! exec, a usermode helper before its exec) is kept like the others and re-read every
-//! sample.
+//! exec, a usermode helper before its exec) is kept like the others and read again
+//! whenever it has run.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,11 +36,13 @@ use procfs::process::Process;
 use procfs::{ProcError, ProcResult};
 
 use crate::cmdline::format_command;
+use crate::cpu_clock::{self, CpuClock};
 use crate::fnmatch::Pattern;
 use crate::kept::{is_match, KeptTable, Known, ProcFiles};
 use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
-    parse_stat, read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo, Usage,
+    parse_stat, parse_statm_resident, read_cmdline, read_usage, BootTime, ProcFsError, Skip,
+    SystemInfo, Usage,
 };
 use perf_daemon::fd_limit;
 /// One row of `system_resource_data`.
@@ -75,12 +83,17 @@ pub struct SampleStats {
     pub cmdlines_read: usize,
     /// Processes read by path because the descriptor budget was spent.
     pub by_path: usize,
+    /// Kept processes whose CPU clock showed they had not run since their last read, so
+    /// only their `statm` was read, if they matched (see [`crate::cpu_clock`]).
+    pub unchanged: usize,
 }
 
 /// What a sample needs besides the process table, borrowed apart from it.
 struct Scratch<'a> {
     info: &'a SystemInfo,
     btime: u64,
+    /// Whether processes' CPU clocks may be trusted (see [`crate::cpu_clock`]).
+    clocks: bool,
     buf: &'a mut Vec<u8>,
     statm: &'a mut Vec<u8>,
     path: &'a mut String,
@@ -91,27 +104,69 @@ struct Scratch<'a> {
 }
 
 impl Scratch<'_> {
+    /// The CPU clock's figure, if clocks are trusted here.
+    fn cpu_time(&self, clock: CpuClock) -> Option<u64> {
+        self.clocks.then(|| clock.read()).flatten()
+    }
+
     /// Appends the row of matched `known`; `keep` says whether `stat` and `statm` opened
-    /// now may stay open.
-    fn row(&mut self, pid: i32, known: &mut Known, keep: bool) -> Result<(), Skip> {
+    /// now may stay open. `cpu` is the process's CPU clock read before, kept as the time of
+    /// this read if it completes.
+    fn row(
+        &mut self,
+        pid: i32,
+        known: &mut Known,
+        keep: bool,
+        cpu: Option<u64>,
+    ) -> Result<(), Skip> {
         let query_time = now_ns();
         known
             .files
             .read_usage(pid, keep, self.path, self.buf, self.statm)?;
-        let usage = Usage::parse(self.buf, self.statm, self.info, self.btime)?;
+        let malformed = |what: &str| Skip::Other(format!("malformed {what}"));
+        let stat = parse_stat(self.buf).ok_or_else(|| malformed("stat"))?;
+        if stat.state == b'Z' {
+            // A zombie's statm is all zeros; say why it is skipped.
+            return Err(Skip::Zombie);
+        }
+        let resident = parse_statm_resident(self.statm).ok_or_else(|| malformed("statm"))?;
+        let usage = Usage::from_fields(&stat, resident, self.info, self.btime)?;
+        self.write(query_time, &known.command, &usage);
+        known.stat = Some(stat);
+        known.read_at = cpu;
+        Ok(())
+    }
+
+    /// Appends the row of matched `known`, which has not run since its last complete read,
+    /// from the `stat` read then and a fresh `statm` (module docs of [`crate::cpu_clock`]).
+    /// `None` if that cannot be done and the process needs reading in full: its `statm` is
+    /// not kept, or reads as no resident memory at all (what a process exiting right now
+    /// shows).
+    fn unchanged_row(&mut self, known: &Known) -> Option<Result<(), Skip>> {
+        let stat = known.stat?;
+        let query_time = now_ns();
+        if let Err(skip) = known.files.read_statm(self.statm)? {
+            return Some(Err(skip));
+        }
+        let resident = parse_statm_resident(self.statm).filter(|&pages| pages > 0)?;
+        let usage = Usage::from_fields(&stat, resident, self.info, self.btime).ok()?;
+        self.write(query_time, &known.command, &usage);
+        Some(Ok(()))
+    }
+
+    fn write(&mut self, query_time: u64, command: &str, usage: &Usage) {
         write_row(
             self.out,
             &Record {
                 query_time,
-                command: &known.command,
-                usage,
+                command,
+                usage: *usage,
             },
         );
         if let Some(tally) = &mut self.tally {
-            tally.add(&known.command, &usage);
+            tally.add(command, usage);
         }
         self.stats.rows += 1;
-        Ok(())
     }
 
     /// Leaves `pid` out of this sample.
@@ -119,6 +174,37 @@ impl Scratch<'_> {
         log::debug!("skipping pid {pid}: {skip}");
         self.stats.skipped += 1;
     }
+}
+
+/// Reads kept process `known`, listed with inode `ino`, without its command line and `stat`
+/// if its CPU clock proves them unchanged. Returns `cpu`, the clock read first, when the
+/// process needs reading in full.
+fn visit_unchanged(
+    known: &mut Known,
+    samples: u64,
+    (pid, ino): (i32, u64),
+    scratch: &mut Scratch<'_>,
+) -> Result<(), Option<u64>> {
+    let cpu = scratch.cpu_time(known.clock);
+    let unchanged = cpu.is_some() && cpu == known.read_at && ino == known.ino;
+    // Set again by a read that completes.
+    known.read_at = None;
+    if !unchanged {
+        return Err(cpu);
+    }
+    if known.matched {
+        match scratch.unchanged_row(known) {
+            None => return Err(cpu),
+            Some(Ok(())) => known.read_at = cpu,
+            Some(Err(skip)) => scratch.skip(pid, skip),
+        }
+        scratch.stats.matched += 1;
+    } else {
+        known.read_at = cpu;
+    }
+    known.seen = samples;
+    scratch.stats.unchanged += 1;
+    Ok(())
 }
 
 /// Reads one listed process, `(pid, inode of /proc/PID)`, in sample `samples`.
@@ -132,23 +218,28 @@ fn visit(
     scratch: &mut Scratch<'_>,
 ) {
     if let Some(known) = kept.known.get_mut(&pid) {
+        let Err(cpu) = visit_unchanged(known, samples, (pid, ino), scratch) else {
+            return;
+        };
         scratch.stats.cmdlines_read += 1;
         match known.refresh(filters, scratch.buf) {
             Ok(()) => {
                 known.seen = samples;
+                known.ino = ino;
                 if !known.matched {
+                    known.read_at = cpu;
                     return;
                 }
                 scratch.stats.matched += 1;
                 let held = known.files.descriptors();
                 let room = kept.fds + known.files.usage_descriptors() <= kept.budget;
-                let mut read = scratch.row(pid, known, room);
+                let mut read = scratch.row(pid, known, room, cpu);
                 kept.fds = kept.fds - held + known.files.descriptors();
                 if matches!(read, Err(Skip::NoDescriptors)) {
                     // Make room, then read it once more without keeping what is opened.
                     kept.out_of_descriptors(pid);
                     if let Some(known) = kept.known.get_mut(&pid) {
-                        read = scratch.row(pid, known, false);
+                        read = scratch.row(pid, known, false, cpu);
                     }
                 }
                 if let Err(skip) = read {
@@ -170,6 +261,8 @@ fn visit(
         return;
     }
     scratch.stats.cmdlines_read += 1;
+    // Before any file is read, as the time of this read (see `Known::read_at`).
+    let cpu = scratch.cpu_time(CpuClock::of(pid));
     let mut opened = ProcFiles::open(pid, scratch.path);
     if matches!(opened, Err(Skip::NoDescriptors)) {
         // Make room and try once more; if that fails too, the next sample will.
@@ -177,13 +270,7 @@ fn visit(
         opened = ProcFiles::open(pid, scratch.path);
     }
     let mut known = match opened {
-        Ok(files) => Known {
-            files,
-            raw: Vec::new(),
-            command: String::new(),
-            matched: false,
-            seen: samples,
-        },
+        Ok(files) => Known::new(files, pid, ino, samples),
         Err(skip) => return scratch.skip(pid, skip),
     };
     if let Err(skip) = known.refresh(filters, scratch.buf) {
@@ -207,14 +294,16 @@ fn visit(
     if known.matched {
         scratch.stats.matched += 1;
         let room = kept.fds + known.files.descriptors() + known.files.usage_descriptors();
-        let mut read = scratch.row(pid, &mut known, room <= kept.budget);
+        let mut read = scratch.row(pid, &mut known, room <= kept.budget, cpu);
         if matches!(read, Err(Skip::NoDescriptors)) {
             kept.out_of_descriptors(pid);
-            read = scratch.row(pid, &mut known, false);
+            read = scratch.row(pid, &mut known, false, cpu);
         }
         if let Err(skip) = read {
             scratch.skip(pid, skip);
         }
+    } else {
+        known.read_at = cpu;
     }
     if !kept.insert(pid, known) {
         scratch.stats.by_path += 1;
@@ -234,6 +323,8 @@ pub struct Sampler {
     samples: u64,
     /// `/proc`, opened by the first sample.
     proc_dir: Option<Dir>,
+    /// Whether processes' CPU clocks may be trusted, told by the first sample.
+    clocks: Option<bool>,
     btime: BootTime,
     kept: KeptTable,
     /// Kernel threads: pid → inode of /proc/PID.
@@ -279,6 +370,7 @@ impl Sampler {
             path: String::with_capacity(32),
             samples: 0,
             proc_dir: None,
+            clocks: None,
             btime: BootTime::default(),
             kept: KeptTable {
                 known: HashMap::new(),
@@ -314,6 +406,9 @@ impl Sampler {
             )
             .map_err(|e| ProcFsError::List(ProcError::Io(e.into(), Some("/proc".into()))))?,
         };
+        let clocks = *self
+            .clocks
+            .get_or_insert_with(cpu_clock::proc_is_our_pid_namespace);
         let mut stats = SampleStats::default();
         self.samples += 1;
         self.next_kthreads.clear();
@@ -327,6 +422,7 @@ impl Sampler {
             let mut scratch = Scratch {
                 info: &self.info,
                 btime,
+                clocks,
                 buf: &mut self.raw,
                 statm: &mut self.statm,
                 path: &mut self.path,
@@ -464,6 +560,81 @@ mod tests {
         assert!(bytes > 0, "{line}");
         assert!(text.contains(&format!("perf_tracker_processes_matched {}", stats.matched)));
         assert!(text.contains("perf_tracker_samples_total 1"));
+    }
+
+    /// Rows of one sample by `s`, as fields.
+    fn fields(s: &mut Sampler) -> (SampleStats, Vec<Vec<String>>) {
+        let mut out = Vec::new();
+        let stats = s.sample(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows = text
+            .split_terminator("\r\n")
+            .map(|r| {
+                r.split("\",\"")
+                    .map(|f| f.trim_matches('"').to_owned())
+                    .collect()
+            })
+            .collect();
+        (stats, rows)
+    }
+
+    #[test]
+    fn an_idle_process_is_read_again_only_once_it_has_run() {
+        use std::io::Write;
+        let marker = format!("idle-gate-{}", std::process::id());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; read y", &marker])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let mut s = Sampler::new(
+            vec![Pattern::new(&format!("sh -c read x; read y {marker}"))],
+            SystemInfo::read().unwrap(),
+        );
+        let clock = CpuClock::of(pid);
+        let settled = |s: &mut Sampler| {
+            // Until exec is done and the shell waits in `read`, every sample reads it.
+            for _ in 0..200 {
+                let before = clock.read();
+                let got = fields(s);
+                if got.1.len() == 1 && clock.read() == before {
+                    return got;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            panic!("the child never settled");
+        };
+        let (_, full) = settled(&mut s);
+        let read_at = s.kept.known[&pid].read_at;
+        assert_eq!(
+            read_at,
+            clock.read(),
+            "a complete read keeps the clock's figure"
+        );
+        let (stats, quick) = fields(&mut s);
+        assert!(stats.unchanged >= 1, "{stats:?}");
+        assert_eq!(s.kept.known[&pid].read_at, read_at);
+        // The same figures as the complete read, but for the time of the query.
+        assert_eq!(quick.len(), 1);
+        assert_eq!(quick[0][1..], full[0][1..]);
+        assert_ne!(quick[0][0], full[0][0]);
+
+        child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+        let ran = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            clock.read() != read_at
+        });
+        assert!(ran, "the child never ran");
+        let (_, after) = settled(&mut s);
+        assert_eq!(after.len(), 1);
+        let now = s.kept.known[&pid].read_at;
+        assert!(
+            now > read_at,
+            "read again in full: {now:?} after {read_at:?}"
+        );
+        drop(child.stdin.take());
+        child.wait().unwrap();
     }
 
     #[test]
