@@ -8,8 +8,8 @@
 //! process that has gone reads as [`Skip::Gone`]; its entry is dropped and the pid, which
 //! may now be a new process's, is opened afresh. The command line last read is kept with
 //! the formatted command and whether it matched, so an unchanged one costs a `pread` and a
-//! comparison. Descriptors are kept up to a budget (see [`perf_daemon::fd_limit`]); processes
-//! beyond it are read by path each sample.
+//! comparison. Descriptors are kept up to a budget (see [`perf_daemon::fd_limit`]);
+//! processes beyond it are read by path each sample.
 //!
 //! Before any of that, the process's CPU clock is read: if it shows the figure it showed
 //! just before the last complete read, the process has not run since, so its command line
