@@ -62,6 +62,30 @@ pub fn signal(pid: u32, sig: Signal) {
     }
 }
 
+/// Stops `pid` with SIGSTOP and returns once the kernel says it is stopped (state `T` in
+/// `/proc/PID/stat`), so that what the test does next cannot race with it: the signal is
+/// only a request, and a process inside a system call runs on until it returns. False if
+/// it was not stopped within `limit` (or is gone).
+pub fn stop(pid: u32, limit: std::time::Duration) -> bool {
+    signal(pid, Signal::SIGSTOP);
+    crate::wait::wait_until(limit, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // The command name in parentheses may hold anything; the state follows
+                // the last `)`.
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().next().map(|s| s == "T")
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Lets a process [`stop`] stopped go on (SIGCONT).
+pub fn resume(pid: u32) {
+    signal(pid, Signal::SIGCONT);
+}
+
 /// A command's stdout, lossily decoded.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -285,5 +309,23 @@ mod tests {
     #[test]
     fn markers_are_unique() {
         assert_ne!(marker("x"), marker("x"));
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[test]
+    fn stop_waits_for_the_stopped_state() {
+        let child = Reaped(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("sleep"),
+        );
+        let pid = child.0.id();
+        assert!(stop(pid, std::time::Duration::from_secs(10)));
+        resume(pid);
     }
 }

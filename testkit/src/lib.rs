@@ -22,7 +22,9 @@ pub mod rng;
 pub mod tmpfs;
 pub mod wait;
 
-pub use command::{count, marker, output_within, signal, stderr, stdout, Daemon, Reaped};
+pub use command::{
+    count, marker, output_within, resume, signal, stderr, stdout, stop, Daemon, Reaped,
+};
 pub use dirs::{ContextRow, Dirs};
 pub use ring::{now_ns, record, ring_files, ring_records};
 pub use rng::Rng;

@@ -26,13 +26,19 @@ pub struct Summary {
     pub dropped: u64,
     /// Hostile files or inputs tried.
     pub bad_files: u64,
+    /// Rotations the tables went through (the drainer's own, or logrotate's done by the
+    /// test) with every record still there exactly once.
+    pub rotations: u64,
+    /// Drainer kills inside a rotation (at one of its failpoints, or found interrupted by
+    /// the next start).
+    pub rotation_kills: u64,
     /// Free-form note (faults injected, skips).
     pub note: String,
     started: Option<Instant>,
 }
 
 /// Header of the summary table.
-pub const SUMMARY_HEADER: &str = "| test | seed | trials | kills | written | lost | duplicated | dropped | bad files | seconds | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+pub const SUMMARY_HEADER: &str = "| test | seed | trials | kills | written | lost | duplicated | dropped | bad files | rotations | rotation kills | seconds | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 impl Summary {
     /// A summary for `test`, its clock started now.
@@ -49,7 +55,7 @@ impl Summary {
     pub fn line(&self) -> String {
         let secs = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
             self.test,
             self.seed,
             self.trials,
@@ -59,6 +65,8 @@ impl Summary {
             self.duplicated,
             self.dropped,
             self.bad_files,
+            self.rotations,
+            self.rotation_kills,
             secs,
             self.note
         )
