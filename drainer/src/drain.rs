@@ -97,6 +97,8 @@ pub struct Drainer {
     ring_lock_problem: Option<String>,
     /// Another drainer holds the ring directory's lock: consume nothing until it stops.
     ring_dir_taken: bool,
+    /// Stale ring temporaries that could not be removed (logged once each).
+    stale_failed: Vec<PathBuf>,
     /// The CSV and the checkpoint.
     store: Store,
     rings: Vec<DrainedRing>,
@@ -141,6 +143,7 @@ impl Drainer {
             ring_lock,
             ring_lock_problem: None,
             ring_dir_taken: false,
+            stale_failed: Vec::new(),
             store,
             rings: Vec::new(),
             unremovable: HashMap::new(),
@@ -267,11 +270,11 @@ impl Drainer {
 
     /// Looks for new rings in the ring directory and opens them.
     pub fn scan(&mut self) {
-        let paths = match scan::candidates(&self.cfg.shm_dir) {
-            Ok(paths) => {
+        let (paths, temporaries) = match scan::list(&self.cfg.shm_dir) {
+            Ok(listing) => {
                 let problem = (!self.cfg.shm_dir.is_dir()).then(|| "does not exist (yet)".into());
                 self.note_dir_problem(problem);
-                paths
+                (listing.rings, listing.temporaries)
             }
             Err(e) => {
                 self.note_dir_problem(Some(format!("cannot be listed: {e}")));
@@ -281,6 +284,7 @@ impl Drainer {
         if self.dir_problem.is_some() || !self.hold_ring_dir() {
             return;
         }
+        self.remove_stale(&temporaries);
         self.skips.begin();
         // Tracked rings by path and by file, so that a scan costs one lstat per entry.
         let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.rings.len());
@@ -351,6 +355,31 @@ impl Drainer {
         self.skips.end();
         let drained: Vec<u64> = self.rings.iter().map(DrainedRing::id).collect();
         self.store.forget_gone(&drained);
+    }
+
+    /// Removes ring temporaries whose creator died before finishing them (see
+    /// [`perf_ring::stale`]); each failure to is logged once per path.
+    fn remove_stale(&mut self, temporaries: &[PathBuf]) {
+        self.stale_failed.retain(|p| temporaries.contains(p));
+        let allowed = |uid: u32| self.cfg.allowed.allows(uid);
+        for path in temporaries {
+            match perf_ring::stale::remove_if_stale(path, &allowed) {
+                Ok(Some(bytes)) => log::warn!(
+                    "removed {}: the temporary of a ring its creator (pid {}) never finished, {bytes} bytes",
+                    path.display(),
+                    path.file_name()
+                        .and_then(perf_ring::stale::temporary_creator)
+                        .unwrap_or_default()
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    if !self.stale_failed.contains(path) {
+                        log::warn!("cannot remove the stale ring temporary {}: {e}", path.display());
+                        self.stale_failed.push(path.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Makes sure this drainer holds the ring directory's lock (taking it when the

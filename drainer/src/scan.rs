@@ -42,23 +42,40 @@ impl AllowedUids {
     }
 }
 
-/// Lists the candidate ring paths in `dir`, sorted. A missing directory has none.
-pub fn candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// What one listing of the ring directory found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Candidate rings: every entry whose name does not start with `.`, sorted.
+    pub rings: Vec<PathBuf>,
+    /// Hidden entries named like the temporary a ring is built under (see
+    /// [`perf_ring::stale`]), to be removed when their creator is gone.
+    pub temporaries: Vec<PathBuf>,
+}
+
+/// Lists the ring directory `dir`. A missing directory has nothing in it.
+pub fn list(dir: &Path) -> io::Result<Listing> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
         Err(e) => return Err(e),
     };
-    let mut paths = Vec::new();
+    let mut listing = Listing::default();
     for entry in entries {
         let entry = entry?;
-        if entry.file_name().as_encoded_bytes().first() == Some(&b'.') {
-            continue;
+        let name = entry.file_name();
+        if name.as_encoded_bytes().first() != Some(&b'.') {
+            listing.rings.push(entry.path());
+        } else if perf_ring::stale::temporary_creator(&name).is_some() {
+            listing.temporaries.push(entry.path());
         }
-        paths.push(entry.path());
     }
-    paths.sort();
-    Ok(paths)
+    listing.rings.sort();
+    Ok(listing)
+}
+
+/// Lists the candidate ring paths in `dir`, sorted. A missing directory has none.
+pub fn candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    Ok(list(dir)?.rings)
 }
 
 /// What kind of entry a candidate that is not a regular file is.

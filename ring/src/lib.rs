@@ -38,6 +38,8 @@ mod mapping;
 mod producer;
 #[cfg(not(perf_ring_loom))]
 mod sigbus;
+#[cfg(not(perf_ring_loom))]
+pub mod stale;
 
 // The loom models of the protocol live inside the crate, so `Control`, `Slot` and
 // `RingView` stay crate-private (tokio's `src/sync/tests/loom_*.rs`).

@@ -52,7 +52,10 @@ impl ProducerRing {
     ///
     /// The file is built under a hidden temporary name (mode 0600, `O_EXCL`, not following
     /// symlinks), fully initialised with the magic stored last, and then renamed to
-    /// `<service>-<pid>-<ring id>.ring`, so the drainer never sees a half-made ring. Its
+    /// `<service>-<pid>-<ring id>.ring`, so the drainer never sees a half-made ring. The
+    /// temporary name carries the pid too, and the liveness lock is held on it, so a
+    /// temporary left by a creator killed meanwhile can be told apart and removed
+    /// ([`crate::stale`]). Its
     /// pages are allocated up front, so a full `/dev/shm` is an error here rather than a
     /// SIGBUS on a later write.
     pub fn create(
@@ -69,7 +72,7 @@ impl ProducerRing {
         let header = build_header(service, states, capacity, pid, ring_id, created_ns)?;
         let name = format!("{service}-{pid}-{ring_id:016x}.ring");
         let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let tmp = dir.join(crate::stale::temp_name(&name));
 
         let file = std::fs::OpenOptions::new()
             .read(true)

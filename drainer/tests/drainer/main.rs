@@ -12,6 +12,7 @@ mod metrics;
 mod notify;
 mod replaced;
 mod rotation;
+mod stale;
 mod storage;
 
 /// The daemon this package builds.
