@@ -39,6 +39,8 @@ pub struct Watchdog {
     /// `None` when the unit has no `WatchdogSec=`.
     period: Option<Duration>,
     next_ping: Instant,
+    /// The daemon cannot make progress: pings are withheld.
+    stalled: bool,
 }
 
 impl Watchdog {
@@ -56,6 +58,7 @@ impl Watchdog {
         Watchdog {
             period,
             next_ping: Instant::now(),
+            stalled: false,
         }
     }
 
@@ -64,11 +67,30 @@ impl Watchdog {
         self.period
     }
 
-    /// Sends `WATCHDOG=1` if a ping is due at `now`; returns whether it did.
+    /// Withholds every ping while `stalled`: a daemon that can no longer make progress
+    /// (out of descriptors, say) must not tell systemd it is fine, so that systemd restarts
+    /// it after `WatchdogSec`. Pings resume, the first at once, when it is `false` again.
+    pub fn set_stalled(&mut self, stalled: bool) {
+        if self.stalled && !stalled {
+            self.next_ping = Instant::now();
+        }
+        self.stalled = stalled;
+    }
+
+    /// Whether pings are withheld ([`Watchdog::set_stalled`]).
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Sends `WATCHDOG=1` if a ping is due at `now` (and the daemon is not stalled);
+    /// returns whether it did.
     pub fn ping_if_due(&mut self, now: Instant) -> bool {
         let Some(period) = self.period else {
             return false;
         };
+        if self.stalled {
+            return false;
+        }
         if now < self.next_ping {
             return false;
         }
@@ -105,6 +127,18 @@ mod tests {
     fn disabled_watchdog_never_pings() {
         let mut w = Watchdog::with_period(None);
         assert!(!w.ping_if_due(Instant::now() + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_stalled_daemon_is_not_pinged_for_and_pings_resume_after() {
+        let mut w = Watchdog::with_period(Some(Duration::from_secs(5)));
+        let t0 = Instant::now();
+        assert!(w.ping_if_due(t0));
+        w.set_stalled(true);
+        assert!(w.is_stalled());
+        assert!(!w.ping_if_due(t0 + Duration::from_secs(60)));
+        w.set_stalled(false);
+        assert!(w.ping_if_due(Instant::now()));
     }
 
     #[test]

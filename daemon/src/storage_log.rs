@@ -30,6 +30,21 @@ pub fn cause(err: &io::Error) -> &'static str {
     }
 }
 
+/// Whether `err` is a state of the storage itself (full, read-only, not writable), which a
+/// daemon reports and waits out and which restarting it would not change; anything else
+/// (`EMFILE`, `EIO`, …) may be the daemon's own trouble.
+pub fn waits_out(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSPC)
+            | Some(libc::EDQUOT)
+            | Some(libc::EFBIG)
+            | Some(libc::EROFS)
+            | Some(libc::EACCES)
+            | Some(libc::EPERM)
+    )
+}
+
 /// Whether `err` says the storage has no room (rather than being unwritable): a smaller
 /// write may still fit.
 pub fn is_full(err: &io::Error) -> bool {
@@ -126,6 +141,16 @@ impl StorageLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_states_of_the_storage_are_waited_out() {
+        for errno in [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EACCES] {
+            assert!(waits_out(&io::Error::from_raw_os_error(errno)), "{errno}");
+        }
+        for errno in [libc::EMFILE, libc::ENFILE, libc::EIO, libc::ENOMEM] {
+            assert!(!waits_out(&io::Error::from_raw_os_error(errno)), "{errno}");
+        }
+    }
 
     const FULL: &str = "storage is full";
     const RO: &str = "storage is read-only";

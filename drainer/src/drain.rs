@@ -36,7 +36,7 @@ use crate::failpoint::Failpoint;
 use crate::lock::{DirLock, LockError, StorageLock};
 use crate::metrics::DrainMetrics;
 use crate::rows::RoundRows;
-use crate::scan::{self, AllowedUids, SkipLog, SkipReason};
+use crate::scan::{self, AllowedUids, SkipLog, SkipReason, Unopened};
 
 /// Records read per round, across all rings. Bounds the row buffers (about 60 bytes a row,
 /// so ~2 MiB, and about as much again for the context rows) to keep the daemon small,
@@ -99,6 +99,18 @@ pub struct Drainer {
     ring_dir_taken: bool,
     /// Stale ring temporaries that could not be removed (logged once each).
     stale_failed: Vec<PathBuf>,
+    /// The soft `RLIMIT_NOFILE` (raised to the hard limit at start).
+    fd_limit: u64,
+    /// Rings whose producer lives (each holds a descriptor for its liveness probe) that
+    /// may be open at once: the limit minus a reserve, so that the storage files, the
+    /// directory listing and the metrics server always find a descriptor.
+    fd_budget: usize,
+    /// Rings the last scan left unopened for want of descriptors or mapping slots.
+    waiting: usize,
+    /// Why the last listing of the ring directory failed, if it did.
+    listing_failed: Option<String>,
+    /// Why the daemon cannot make progress now, if it cannot (see [`Drainer::stalled`]).
+    stall: Option<String>,
     /// The CSV and the checkpoint.
     store: Store,
     rings: Vec<DrainedRing>,
@@ -125,6 +137,9 @@ impl Drainer {
     /// checkpoint) lazily, so read-only or full storage at start is retried like any later
     /// storage failure. Another drainer holding either lock is an error.
     pub fn new(cfg: Config) -> Result<Drainer, DrainError> {
+        // Each ring whose producer lives costs a descriptor; most systems start daemons
+        // with a soft limit of 1024 and allow far more.
+        let fd_limit = perf_daemon::fd_limit::raise_nofile_limit();
         let lock = StorageLock::acquire(&cfg.storage_dir)?;
         let ring_lock = match cfg.shm_dir.is_dir() {
             true => match DirLock::ring_dir(&cfg.shm_dir) {
@@ -144,6 +159,11 @@ impl Drainer {
             ring_lock_problem: None,
             ring_dir_taken: false,
             stale_failed: Vec::new(),
+            fd_limit,
+            fd_budget: perf_daemon::fd_limit::budget(fd_limit),
+            waiting: 0,
+            listing_failed: None,
+            stall: None,
             store,
             rings: Vec::new(),
             unremovable: HashMap::new(),
@@ -176,6 +196,21 @@ impl Drainer {
     /// Number of rings being drained.
     pub fn rings(&self) -> usize {
         self.rings.len()
+    }
+
+    /// Number of rings the last scan left waiting (more rings than may be open at once:
+    /// see [`Drainer::scan`]).
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Why the drainer cannot make progress now, if it cannot: the ring directory cannot be
+    /// listed, or the storage fails for a reason other than a state of the storage itself
+    /// (full, read-only, not writable: those are reported and waited out, and a restart
+    /// would change nothing). `EMFILE` is one such reason; a restart may well cure it, so
+    /// the daemon stops feeding the watchdog while this is `Some`.
+    pub fn stalled(&self) -> Option<&str> {
+        self.stall.as_deref()
     }
 
     /// Number of files skipped in the last scan.
@@ -229,6 +264,15 @@ impl Drainer {
     pub fn cycle(&mut self, deadline: Instant) -> Result<Report, StorageError> {
         let r = self.cycle_inner(deadline);
         self.store.close();
+        self.stall = match &r {
+            Err(e) if !perf_daemon::storage_log::waits_out(e.io()) => Some(format!("{e}")),
+            _ => self.listing_failed.as_ref().map(|e| {
+                format!(
+                    "ring directory {} cannot be listed: {e}",
+                    self.cfg.shm_dir.display()
+                )
+            }),
+        };
         if let Some(m) = &self.metrics {
             match &r {
                 Ok(_) => m.cycle_ok(self.rings.len()),
@@ -241,6 +285,7 @@ impl Drainer {
     fn cycle_inner(&mut self, deadline: Instant) -> Result<Report, StorageError> {
         self.scan();
         let mut total = Report::default();
+        let mut removed_at_scan = 0;
         loop {
             match self.round() {
                 Ok(r) => {
@@ -259,7 +304,12 @@ impl Drainer {
                 }
             }
             if !total.more && !self.store.is_dirty() {
-                return Ok(total);
+                if self.waiting == 0 || total.removed == removed_at_scan {
+                    return Ok(total);
+                }
+                // Finished rings made room for some that waited: open them now.
+                removed_at_scan = total.removed;
+                self.scan();
             }
             if Instant::now() >= deadline {
                 total.more = true;
@@ -278,9 +328,11 @@ impl Drainer {
             }
             Err(e) => {
                 self.note_dir_problem(Some(format!("cannot be listed: {e}")));
+                self.listing_failed = Some(e.to_string());
                 return;
             }
         };
+        self.listing_failed = None;
         if self.dir_problem.is_some() || !self.hold_ring_dir() {
             return;
         }
@@ -289,12 +341,17 @@ impl Drainer {
         // Tracked rings by path and by file, so that a scan costs one lstat per entry.
         let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.rings.len());
         let mut by_file: HashMap<(u64, u64), usize> = HashMap::with_capacity(self.rings.len());
+        let mut by_id: HashMap<u64, usize> = HashMap::with_capacity(self.rings.len());
         for (i, t) in self.rings.iter().enumerate() {
             if !t.is_detached() {
                 by_path.insert(t.path().to_path_buf(), i);
             }
             by_file.insert(t.identity(), i);
+            by_id.insert(t.id(), i);
         }
+        // Rings past what may be open at once wait, unopened, for earlier ones to finish.
+        let mut descriptors = self.rings.iter().filter(|t| t.holds_descriptor()).count();
+        let (mut waiting, mut exhausted) = (0, None);
         for path in paths {
             // The file at the path now; a failed lstat is reported by `open_candidate`.
             let file = std::fs::symlink_metadata(&path)
@@ -336,25 +393,66 @@ impl Drainer {
                 }
                 None => {}
             }
+            if self.rings.len() >= perf_ring::MAX_MAPPED || descriptors >= self.fd_budget {
+                waiting += 1;
+                continue;
+            }
             match scan::open_candidate(&path, &self.cfg.allowed) {
-                Err(reason) => self.skips.skip(&path, reason),
+                Err(Unopened::Skip(reason)) => self.skips.skip(&path, reason),
+                Err(Unopened::Exhausted(e)) => {
+                    waiting += 1;
+                    exhausted = Some(e);
+                }
                 Ok(ring) => {
                     let id = ring.info().ring_id;
-                    if let Some(other) = self.rings.iter().find(|t| t.id() == id) {
+                    if let Some(&other) = by_id.get(&id) {
                         let reason = SkipReason::DuplicateId {
                             ring_id: id,
-                            drained_from: other.path().to_path_buf(),
+                            drained_from: self.rings[other].path().to_path_buf(),
                         };
                         self.skips.skip(&path, reason);
                     } else {
+                        by_id.insert(id, self.rings.len());
                         self.track(ring);
+                        descriptors +=
+                            usize::from(self.rings[self.rings.len() - 1].holds_descriptor());
                     }
                 }
             }
         }
         self.skips.end();
-        let drained: Vec<u64> = self.rings.iter().map(DrainedRing::id).collect();
-        self.store.forget_gone(&drained);
+        self.note_waiting(waiting, exhausted);
+        if waiting == 0 {
+            // Only with every ring opened is an entry of no open ring one of a ring gone:
+            // a waiting ring keeps its checkpointed position for when it is opened.
+            let drained: Vec<u64> = self.rings.iter().map(DrainedRing::id).collect();
+            self.store.forget_gone(&drained);
+        }
+    }
+
+    /// Logs when rings start waiting to be opened (once, until all are open again).
+    fn note_waiting(&mut self, waiting: usize, exhausted: Option<perf_ring::RingError>) {
+        if waiting > 0 && self.waiting == 0 {
+            let why = match exhausted {
+                Some(e) => format!("opening one more failed: {e}"),
+                None => format!(
+                    "at most {} rings are open at once, and at most {} of them with a live producer under the open-file limit {}",
+                    perf_ring::MAX_MAPPED,
+                    self.fd_budget,
+                    self.fd_limit
+                ),
+            };
+            log::warn!(
+                "{waiting} rings in {} wait to be drained ({why}); each is opened as earlier ones finish: delayed, not lost",
+                self.cfg.shm_dir.display()
+            );
+        } else if waiting == 0 && self.waiting > 0 {
+            log::info!(
+                "every ring in {} is being drained again",
+                self.cfg.shm_dir.display()
+            );
+        }
+        self.waiting = waiting;
     }
 
     /// Removes ring temporaries whose creator died before finishing them (see
@@ -444,6 +542,8 @@ impl Drainer {
     fn track(&mut self, ring: ConsumerRing) {
         let saved = self.store.saved(ring.info().ring_id);
         let mut t = DrainedRing::resume(ring, saved);
+        // A ring found dead gives its descriptor back at once.
+        t.probe_liveness();
         if self.metrics.is_some() {
             t.count_durations();
         }

@@ -196,6 +196,24 @@ impl DrainedRing {
         self.ring.path()
     }
 
+    /// Notes whether the producer is gone (sticky); a dead ring closes its descriptor,
+    /// which only the probe needed.
+    pub(crate) fn probe_liveness(&mut self) {
+        if !self.dead && !self.ring.producer_alive() {
+            self.dead = true;
+            self.ring.close_descriptor();
+            log::debug!(
+                "{}: producer gone; draining to the end",
+                self.ring.path().display()
+            );
+        }
+    }
+
+    /// Whether the ring holds a descriptor (its producer was not seen dead yet).
+    pub(crate) fn holds_descriptor(&self) -> bool {
+        self.ring.holds_descriptor()
+    }
+
     /// (device, inode) of the ring file.
     pub(crate) fn identity(&self) -> (u64, u64) {
         self.ring.identity()
@@ -256,13 +274,7 @@ impl DrainedRing {
         }
         // Liveness first: a producer seen dead now published everything it ever will, so
         // reading after this check and finding the ring empty means it is finished.
-        if !self.dead && !self.ring.producer_alive() {
-            self.dead = true;
-            log::debug!(
-                "{}: producer gone; draining to the end",
-                self.ring.path().display()
-            );
-        }
+        self.probe_liveness();
         let mark = buf.mark();
         let saved = self.pending;
         let result = self.fill(buf, batch, max);

@@ -95,6 +95,7 @@ pub fn serve(
             }
             Err(_) => false,
         };
+        note_stall(drainer, watchdog);
         if shutdown.requested() {
             break;
         }
@@ -129,6 +130,22 @@ pub fn serve(
             e.cause()
         ),
     }
+}
+
+/// Feeds the watchdog only while the drainer can make progress (see
+/// [`Drainer::stalled`]): stuck for good (out of descriptors, say), it is restarted by
+/// systemd after `WatchdogSec`; full or read-only storage is a state it reports and waits
+/// out, where a restart would change nothing, so the watchdog stays fed.
+fn note_stall(drainer: &Drainer, watchdog: &mut Watchdog) {
+    let stalled = drainer.stalled();
+    match (stalled, watchdog.is_stalled()) {
+        (Some(why), false) => log::error!(
+            "cannot make progress: {why}; watchdog pings withheld (systemd restarts the daemon after WatchdogSec if this lasts)"
+        ),
+        (None, true) => log::info!("making progress again; watchdog pings resume"),
+        _ => {}
+    }
+    watchdog.set_stalled(stalled.is_some());
 }
 
 /// Sets the drainer up, waiting (and saying so, as [`StorageLog`] decides) while the storage

@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use perf_ring::ConsumerRing;
+use perf_ring::{ConsumerRing, RingError};
 use serde::Serialize;
 
 /// The users whose ring files are drained.
@@ -180,32 +180,82 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// Why a candidate was not opened.
+#[derive(Debug)]
+pub enum Unopened {
+    /// It is not a ring to drain.
+    Skip(SkipReason),
+    /// It may well be one, but this process is out of descriptors, memory or mapping
+    /// slots (`EMFILE`, `ENFILE`, `ENOMEM`, [`RingError::TooManyMapped`]): try again later.
+    Exhausted(RingError),
+}
+
+impl From<SkipReason> for Unopened {
+    fn from(why: SkipReason) -> Unopened {
+        Unopened::Skip(why)
+    }
+}
+
+impl Unopened {
+    /// As a [`SkipReason`], for a report that shows every entry.
+    pub fn into_reason(self) -> SkipReason {
+        match self {
+            Unopened::Skip(why) => why,
+            Unopened::Exhausted(e) => SkipReason::Invalid {
+                error: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Whether opening a ring failed for want of this process's resources, not for anything
+/// about the file.
+fn exhausted(e: &RingError) -> bool {
+    match e {
+        RingError::TooManyMapped { .. } => true,
+        RingError::Io { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM)
+        ),
+        _ => false,
+    }
+}
+
 /// Opens `path` as a ring if it is a valid ring owned by an allowed user; otherwise says
 /// why not.
 ///
 /// The type and owner are checked on `lstat` first, so a symlink or a foreign file is never
 /// opened, and the owner again on the opened file (the path may have been swapped between).
-pub fn open_candidate(path: &Path, allowed: &AllowedUids) -> Result<ConsumerRing, SkipReason> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| SkipReason::Stat {
-        error: e.to_string(),
+pub fn open_candidate(path: &Path, allowed: &AllowedUids) -> Result<ConsumerRing, Unopened> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| {
+        Unopened::Skip(SkipReason::Stat {
+            error: e.to_string(),
+        })
     })?;
     if !meta.file_type().is_file() {
         return Err(SkipReason::NotAFile {
             entry: EntryKind::of(&meta),
-        });
+        }
+        .into());
     }
     let owner = |uid: u32| SkipReason::Owner {
         uid,
         allowed: allowed.uids().to_vec(),
     };
     if !allowed.allows(meta.uid()) {
-        return Err(owner(meta.uid()));
+        return Err(owner(meta.uid()).into());
     }
-    let ring = ConsumerRing::open(path).map_err(|e| SkipReason::Invalid {
-        error: e.to_string(),
+    let ring = ConsumerRing::open(path).map_err(|e| {
+        if exhausted(&e) {
+            Unopened::Exhausted(e)
+        } else {
+            Unopened::Skip(SkipReason::Invalid {
+                error: e.to_string(),
+            })
+        }
     })?;
     if !allowed.allows(ring.owner_uid()) {
-        return Err(owner(ring.owner_uid()));
+        return Err(owner(ring.owner_uid()).into());
     }
     Ok(ring)
 }
@@ -281,16 +331,22 @@ mod tests {
         std::os::unix::fs::symlink("/nowhere", dir.path().join("l")).unwrap();
         std::fs::write(dir.path().join("junk"), b"not a ring").unwrap();
         let allowed = AllowedUids::with_defaults(&[]);
-        let why = open_candidate(&dir.path().join("l"), &allowed).unwrap_err();
+        let why = open_candidate(&dir.path().join("l"), &allowed)
+            .unwrap_err()
+            .into_reason();
         assert_eq!(why.to_string(), "a symlink, not a ring file");
         assert_eq!(
             serde_json::to_value(&why).unwrap(),
             serde_json::json!({"kind": "not_a_file", "entry": "symlink"})
         );
-        let why = open_candidate(&dir.path().join("junk"), &allowed).unwrap_err();
+        let why = open_candidate(&dir.path().join("junk"), &allowed)
+            .unwrap_err()
+            .into_reason();
         assert!(why.to_string().starts_with("not a valid ring: "), "{why}");
         assert_eq!(serde_json::to_value(&why).unwrap()["kind"], "invalid");
-        let why = open_candidate(&dir.path().join("gone"), &allowed).unwrap_err();
+        let why = open_candidate(&dir.path().join("gone"), &allowed)
+            .unwrap_err()
+            .into_reason();
         assert!(matches!(why, SkipReason::Stat { .. }), "{why:?}");
 
         let owner = SkipReason::Owner {

@@ -82,7 +82,7 @@ pub fn collect(shm_dir: &Path, storage_dir: &Path, allowed: &AllowedUids) -> io:
             ..RingStatus::default()
         };
         match scan::open_candidate(&path, allowed) {
-            Err(why) => s.skip_because(why),
+            Err(why) => s.skip_because(why.into_reason()),
             Ok(ring) => {
                 let info = ring.info();
                 s.service = Some(info.service.clone());

@@ -35,7 +35,8 @@ pub struct ConsumerRing {
     // Field order matters: the guard deregisters before the mapping is unmapped.
     guard: Guard,
     mapped: Mapped,
-    file: File,
+    /// Kept for the liveness probe only; `None` once the producer was seen dead.
+    file: Option<File>,
     path: PathBuf,
     info: RingInfo,
     owner_uid: u32,
@@ -56,7 +57,7 @@ impl ConsumerRing {
         let mut ring = ConsumerRing {
             guard,
             mapped,
-            file,
+            file: Some(file),
             path: path.to_path_buf(),
             info,
             owner_uid: meta.uid(),
@@ -98,8 +99,13 @@ impl ConsumerRing {
     /// drainer, `perf-drainer status`) can ask without disturbing each other's answer;
     /// only two asking at the very same instant can see "alive" for a dead ring, never the
     /// reverse.
+    ///
+    /// After [`close_descriptor`](Self::close_descriptor) the answer is always `false`.
     pub fn producer_alive(&self) -> bool {
-        let fd = self.file.as_raw_fd();
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let fd = file.as_raw_fd();
         // SAFETY: the descriptor is owned by `self.file` and open for the whole call.
         let taken = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if taken {
@@ -107,6 +113,19 @@ impl ConsumerRing {
             unsafe { libc::flock(fd, libc::LOCK_UN) };
         }
         !taken
+    }
+
+    /// For a ring whose producer was seen dead (it cannot come back: the lock died with
+    /// it): closes the descriptor kept for the liveness probe. The mapping keeps the file,
+    /// so draining it to its end and removing it work as before, and the ring then holds no
+    /// descriptor: a consumer of many finished rings is not limited by `RLIMIT_NOFILE`.
+    pub fn close_descriptor(&mut self) {
+        self.file = None;
+    }
+
+    /// Whether the ring still holds a descriptor (see [`close_descriptor`](Self::close_descriptor)).
+    pub fn holds_descriptor(&self) -> bool {
+        self.file.is_some()
     }
 
     /// Position of the next record to read.

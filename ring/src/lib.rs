@@ -55,5 +55,11 @@ pub use format::{
 
 #[cfg(not(perf_ring_loom))]
 pub use consumer::ConsumerRing;
+/// Rings one process may have open as a consumer at once: the size of the table through
+/// which a ring truncated under its mapping is survived (see `sigbus.rs`). Opening one more
+/// fails with [`RingError::TooManyMapped`]; a consumer leaves the rest waiting until
+/// earlier ones are closed.
+#[cfg(not(perf_ring_loom))]
+pub const MAX_MAPPED: usize = sigbus::MAX_REGIONS;
 #[cfg(not(perf_ring_loom))]
 pub use producer::ProducerRing;

@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+/// Makes `cmd`'s child start with both its soft and hard `RLIMIT_NOFILE` at `limit`, so
+/// that it cannot raise its soft limit either (a daemon under a low limit).
+pub fn limit_open_files(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let lower = move || {
+        let lim = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit as libc::rlim_t,
+        };
+        // SAFETY: `lim` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // setrlimit, which is async-signal-safe, on a value on its own stack.
+    unsafe { cmd.pre_exec(lower) };
+}
+
 /// Runs `cmd` to completion with stdout and stderr captured, killing it (and failing the
 /// test with its stderr) if it takes longer than `limit`.
 pub fn output_within(mut cmd: Command, limit: Duration) -> Output {

@@ -23,7 +23,8 @@ pub mod tmpfs;
 pub mod wait;
 
 pub use command::{
-    count, marker, output_within, resume, signal, stderr, stdout, stop, Daemon, Reaped,
+    count, limit_open_files, marker, output_within, resume, signal, stderr, stdout, stop, Daemon,
+    Reaped,
 };
 pub use dirs::{ContextRow, Dirs};
 pub use ring::{now_ns, record, ring_files, ring_records};

@@ -324,6 +324,9 @@ fn every_unit_is_a_hardened_notify_service() {
             u.name
         );
         assert_eq!(u.one("Service", "Restart"), "on-failure", "{}", u.name);
+        // The default soft limit of 1024 is what about 1,000 rings ran into.
+        let nofile: u64 = u.one("Service", "LimitNOFILE").parse().unwrap_or(0);
+        assert!(nofile >= 4096, "{}: LimitNOFILE={nofile}", u.name);
         assert_eq!(
             u.one("Install", "WantedBy"),
             "multi-user.target",

@@ -8,6 +8,7 @@ mod crash;
 mod hostile;
 mod idle;
 mod lifecycle;
+mod many;
 mod metrics;
 mod notify;
 mod replaced;
