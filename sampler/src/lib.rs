@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod config;
 pub mod cpu_clock;
 pub mod fnmatch;
+pub mod forks;
 pub mod kept;
 pub mod metrics;
 pub mod proc;

@@ -1,7 +1,9 @@
 //! One sample: every process whose command line matches a filter, as CSV rows.
 //!
 //! Each sample lists `/proc` (kept open, rewound each time), so new processes appear in
-//! the very next sample. A process found with a command line keeps its `/proc` files open
+//! the very next sample; when no process has been created or reaped since the last
+//! listing, counters the kernel keeps say so and that listing is used again (see
+//! [`crate::forks`]). A process found with a command line keeps its `/proc` files open
 //! ([`ProcFiles`]) and is re-read with `pread` every sample: its command line (exec and
 //! setproctitle change it in place, and the Python tracker saw the change at the next
 //! sample), its `stat` and `statm` when the command line matches. A kept descriptor of a
@@ -38,6 +40,7 @@ use procfs::{ProcError, ProcResult};
 use crate::cmdline::format_command;
 use crate::cpu_clock::{self, CpuClock};
 use crate::fnmatch::Pattern;
+use crate::forks::TaskCounters;
 use crate::kept::{is_match, KeptTable, Known, ProcFiles};
 use crate::metrics::{Tally, TrackerMetrics};
 use crate::proc::{
@@ -86,6 +89,9 @@ pub struct SampleStats {
     /// Kept processes whose CPU clock showed they had not run since their last read, so
     /// only their `statm` was read, if they matched (see [`crate::cpu_clock`]).
     pub unchanged: usize,
+    /// Whether no process had been created or reaped since the last listing of `/proc`,
+    /// which this sample used again instead of listing it (see [`crate::forks`]).
+    pub listing_reused: bool,
 }
 
 /// What a sample needs besides the process table, borrowed apart from it.
@@ -325,6 +331,12 @@ pub struct Sampler {
     proc_dir: Option<Dir>,
     /// Whether processes' CPU clocks may be trusted, told by the first sample.
     clocks: Option<bool>,
+    /// Whether any process was created or reaped since the last listing.
+    task_counters: TaskCounters,
+    /// `(pid, inode of /proc/PID)` of every process in the last listing of `/proc`.
+    listing: Vec<(i32, u64)>,
+    /// Whether that listing went without a read error, and so may be used again.
+    listing_complete: bool,
     btime: BootTime,
     kept: KeptTable,
     /// Kernel threads: pid → inode of /proc/PID.
@@ -371,6 +383,9 @@ impl Sampler {
             samples: 0,
             proc_dir: None,
             clocks: None,
+            task_counters: TaskCounters::default(),
+            listing: Vec::with_capacity(512),
+            listing_complete: false,
             btime: BootTime::default(),
             kept: KeptTable {
                 known: HashMap::new(),
@@ -412,12 +427,25 @@ impl Sampler {
         let mut stats = SampleStats::default();
         self.samples += 1;
         self.next_kthreads.clear();
-        // The iterator rewinds the directory when dropped, ready for the next sample.
-        for entry in dir.iter() {
-            let Ok(entry) = entry else { continue };
-            let Some(pid) = parse_pid(entry.file_name().to_bytes()) else {
-                continue;
-            };
+        // Read before the listing it vouches for (see `crate::forks`).
+        let unchanged = self.task_counters.unchanged(&mut self.raw);
+        if unchanged && self.listing_complete {
+            stats.listing_reused = true;
+        } else {
+            self.listing.clear();
+            self.listing_complete = true;
+            // The iterator rewinds the directory when dropped, ready for the next sample.
+            for entry in dir.iter() {
+                let Ok(entry) = entry else {
+                    self.listing_complete = false;
+                    continue;
+                };
+                if let Some(pid) = parse_pid(entry.file_name().to_bytes()) {
+                    self.listing.push((pid, entry.ino()));
+                }
+            }
+        }
+        for &listed in &self.listing {
             stats.listed += 1;
             let mut scratch = Scratch {
                 info: &self.info,
@@ -436,7 +464,7 @@ impl Sampler {
                 &mut self.next_kthreads,
                 &self.filters,
                 self.samples,
-                (pid, entry.ino()),
+                listed,
                 &mut scratch,
             );
         }
@@ -635,6 +663,32 @@ mod tests {
         );
         drop(child.stdin.take());
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_created_since_the_last_listing_is_in_the_next_sample() {
+        let mut s = Sampler::new(
+            vec![Pattern::new("no-such-process-*")],
+            SystemInfo::read().unwrap(),
+        );
+        fields(&mut s);
+        fields(&mut s);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let (stats, _) = fields(&mut s);
+        assert!(!stats.listing_reused, "{stats:?}");
+        assert!(s.listing.iter().any(|&(p, _)| p == pid), "{pid} not listed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (stats, _) = fields(&mut s);
+        assert!(!stats.listing_reused, "a process was reaped: {stats:?}");
+        assert!(
+            !s.listing.iter().any(|&(p, _)| p == pid),
+            "{pid} still listed"
+        );
     }
 
     #[test]
