@@ -150,3 +150,98 @@ fn stress_producer_crash_killed_writers_drain_cleanly() {
     let book_rows: u64 = books.values().map(|b| b.written).sum();
     assert_eq!(book_rows, written_rows, "books vs CSV rows");
 }
+
+/// Hidden ring temporaries (`.….ring.tmp`) in `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".ring.tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn stress_producer_crash_killed_while_creating_leaves_nothing_behind() {
+    let mut rng = Rng::from_env("stress_producer_crash_creating");
+    let mut summary = Summary::new("stress_producer_crash_creating", rng.seed());
+    let mut dirs = dirs();
+    // On a tmpfs, as /dev/shm is, allocating the ring takes long enough to be killed in.
+    let tmpfs = perf_testkit::Tmpfs::mount(&dirs.root().join("shmfs"), "1g");
+    let place = match &tmpfs {
+        Ok(t) => {
+            dirs.shm = t.path().join("rings");
+            std::fs::create_dir(&dirs.shm).unwrap();
+            "tmpfs".to_string()
+        }
+        Err(why) => format!("disk ({why})"),
+    };
+    let daemon = dirs.daemon_with("0.05", |_| {});
+    let (mut left, mut rings_left, mut finished) = (0u64, 0u64, 0u64);
+    // Kill delays are drawn from 0..window, adapted so that kills land around the ring's
+    // creation: after start-up, before the report.
+    let mut window_us: u64 = 20_000;
+    for run_id in 1..=scaled(20) as u32 {
+        summary.trials += 1;
+        let spec = LoadSpec {
+            service: "creating".into(),
+            threads: 1,
+            records: 0,
+            capacity: 1 << 21,
+            hold_ms: 0,
+            run_id,
+        };
+        let mut child = spec.spawn(Path::new(PERF_LOAD), &dirs.shm);
+        let pid = child.id();
+        std::thread::sleep(Duration::from_micros(rng.range(0, window_us)));
+        if child.try_wait().expect("try_wait").is_none() {
+            child.kill().expect("SIGKILL perf-load");
+            summary.kills += 1;
+        }
+        let report = load_report(child);
+        let made_by = |paths: Vec<PathBuf>| {
+            paths.iter().any(|p| {
+                let name = p.file_name().unwrap_or_default();
+                perf_ring::stale::temporary_creator(name) == Some(pid)
+                    || name.to_string_lossy().contains(&format!("-{pid}-"))
+            })
+        };
+        if report.is_some() {
+            finished += 1;
+            window_us = (window_us * 8 / 10).max(100);
+        } else if made_by(temporaries(&dirs.shm)) {
+            left += 1;
+            // Aim a little later next time, so that some die after the rename.
+            window_us = (window_us * 11 / 10).min(500_000);
+        } else if made_by(dirs.rings()) {
+            rings_left += 1;
+            window_us = (window_us * 9 / 10).max(100);
+        } else {
+            // Killed before it made anything: later.
+            window_us = (window_us * 12 / 10).min(500_000);
+        }
+    }
+    let clean = wait_until(Duration::from_secs(60), || {
+        temporaries(&dirs.shm).is_empty() && dirs.rings().is_empty()
+    });
+    let (status, log) = daemon.terminate_within(Duration::from_secs(30));
+    let removed = perf_testkit::count(&log, ": the temporary of a ring its creator");
+    summary.note = format!(
+        "on {place}: {left} killed while creating (temporary left, {removed} removed), {rings_left} killed after, {finished} finished"
+    );
+    summary.report();
+    assert!(status.success(), "drainer exit {status:?}");
+    assert!(
+        clean,
+        "left: {:?} {:?}\n{}",
+        temporaries(&dirs.shm),
+        dirs.rings(),
+        log.join("\n")
+    );
+    let alarms = alarming(&log);
+    assert!(alarms.is_empty(), "{alarms:#?}");
+    assert_eq!(removed as u64, left, "{log:#?}");
+    drop(tmpfs);
+}
