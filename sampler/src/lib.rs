@@ -21,3 +21,4 @@ pub mod run;
 pub mod sample;
 pub mod schedule;
 pub mod storage;
+mod visit;
