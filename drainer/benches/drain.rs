@@ -10,6 +10,9 @@
 //! - `drainer_metrics_on`: `drainer` with the Prometheus metrics on too (per-record
 //!   duration buckets, books after each commit, `/metrics` served and scraped every
 //!   100 ms); the target is within 10% of `drainer`, and at least 10 M records/s;
+//! - `drainer_rotating`: `drainer` with each table capped at 16 MiB, 8 rotated files kept
+//!   (the robot's units): every 16 MiB of rows is renamed and gzip-compressed in the drain
+//!   loop. The ratio to `drainer` is what rotation costs when it runs flat out;
 //! - `csv_crate`: the same rows formatted by the `csv` crate (QUOTE_ALL, CRLF) into memory,
 //!   no rings and no I/O: what a straightforward Rust writer costs;
 //! - `format_only`: the drainer's row formatting alone (no rings, no I/O);
@@ -66,8 +69,13 @@ fn fill(shm: &Path) -> Vec<ProducerRing> {
 /// `metrics`, as `perf-drainer run --metrics-listen` has it: durations counted per record,
 /// the books updated after each commit, the server running on its thread, and a client
 /// scraping it every 100 ms throughout (Prometheus scrapes every 15 s or more). With
-/// `context`, the context table is written beside the CSV.
-fn drained(iters: u64, metrics: bool, context: bool) -> Duration {
+/// `context`, the context table is written beside the CSV; with `rotation`, both are capped.
+fn drained(
+    iters: u64,
+    metrics: bool,
+    context: bool,
+    rotation: Option<perf_table::Rotation>,
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let dir = scratch();
@@ -79,7 +87,7 @@ fn drained(iters: u64, metrics: bool, context: bool) -> Duration {
             shm_dir: shm,
             allowed: AllowedUids::with_defaults(&[]),
             context,
-            rotation: None,
+            rotation,
         })
         .unwrap();
         let exported = metrics.then(|| {
@@ -151,13 +159,20 @@ fn drain(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
 
     group.bench_function("drainer", |b| {
-        b.iter_custom(|iters| drained(iters, false, true))
+        b.iter_custom(|iters| drained(iters, false, true, None))
     });
     group.bench_function("drainer_compat_only", |b| {
-        b.iter_custom(|iters| drained(iters, false, false))
+        b.iter_custom(|iters| drained(iters, false, false, None))
     });
     group.bench_function("drainer_metrics_on", |b| {
-        b.iter_custom(|iters| drained(iters, true, true))
+        b.iter_custom(|iters| drained(iters, true, true, None))
+    });
+    let units = perf_table::Rotation {
+        max_bytes: 16 << 20,
+        keep: 8,
+    };
+    group.bench_function("drainer_rotating", |b| {
+        b.iter_custom(|iters| drained(iters, false, true, Some(units)))
     });
 
     let records: Vec<Record> = (0..TOTAL).map(record).collect();

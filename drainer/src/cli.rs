@@ -131,7 +131,8 @@ pub struct Options {
         global = true,
         value_name = "N",
         env = "OT_PERFORMANCE_METRICS_ROTATED_FILES",
-        default_value_t = DEFAULT_ROTATED_FILES
+        default_value_t = DEFAULT_ROTATED_FILES,
+        value_parser = parse_rotated_files
     )]
     pub rotated_files: usize,
 }
@@ -235,6 +236,14 @@ pub fn parse_max_file_size(value: &str) -> Result<u64, String> {
     perf_table::archive::parse_size(value).ok_or_else(|| {
         "expected a size in bytes, optionally with K, M or G, e.g. 16M (0: unbounded)".into()
     })
+}
+
+/// Parses `--rotated-files`: a whole number of files.
+pub fn parse_rotated_files(value: &str) -> Result<usize, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number of files, e.g. 8 (0 keeps none)".into())
 }
 
 fn parse_level(value: &str) -> Result<LevelFilter, String> {

@@ -9,38 +9,20 @@
 //! The tables are opened lazily and closed after every cycle ([`Store::close`]): between
 //! cycles nothing in the storage directory is open for writing.
 //!
-//! # Rotation
-//!
-//! With a size cap ([`Rotation`]) a table is rotated between two commits, when it holds
-//! exactly the checkpointed rows: before a round is appended, each table that the round
-//! would take past the cap is renamed to its next number and a new, empty live file takes
-//! its path ([`TableFile::rotate`]); then one checkpoint names every new live file (its
-//! identity, length 0) with the rings' positions unchanged; then the numbered files are
-//! compressed and the oldest pruned ([`archive::settle`]). A kill at any instant:
-//!
-//! | killed | the next start |
-//! | --- | --- |
-//! | before a table's rename | nothing to do: the file is the checkpointed one |
-//! | after the rename, before the checkpoint | the checkpoint names the numbered file, which holds exactly its committed rows; the live file (created if missing) is not that file, so it is appended to as it is, empty: no row twice, none lost |
-//! | after the checkpoint, while compressing or pruning | the live files are the checkpointed ones; `settle` finishes the rest |
-//!
-//! `settle` runs after each rotation and at start, only after every table was reconciled
-//! with the checkpoint and that was stored: until then the old checkpoint may name a
-//! numbered file, whose inode must not be freed (and reused by a new file) while it does.
+//! With a size cap, tables are rotated between two commits (module `rotation`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use perf_table::{archive, Rotation, TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
+use perf_table::{Rotation, TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CsvState, RingEntry};
 use crate::error::StorageError;
-use crate::failpoint::{step_point, Failpoint};
+use crate::failpoint::Failpoint;
 use crate::rows::RoundRows;
 
-/// How long a failed `settle` (say, no room to compress) waits before it is tried again.
-const SETTLE_RETRY: Duration = Duration::from_secs(60);
+mod rotation;
 
 /// Which of the drainer's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,76 +190,6 @@ impl Store {
         Ok(())
     }
 
-    /// Finishes rotations (compress, prune) if some may be unfinished and a failed attempt
-    /// is not too recent. A failure is logged and leaves the rows where they are: the
-    /// rotated file stays plain, or one more is kept, until the next attempt.
-    fn settle(&mut self, failpoint: &mut Failpoint) {
-        let (Some(rotation), Some(not_before)) = (self.rotation, self.unsettled) else {
-            return;
-        };
-        if not_before.is_some_and(|t| Instant::now() < t) {
-            return;
-        }
-        let mut failed = false;
-        for t in &self.tables {
-            let watch = &mut |step| failpoint.hit(step_point(step));
-            if let Err(e) = archive::settle_watched(&self.dir, t.which.spec(), rotation.keep, watch)
-            {
-                log::warn!(
-                    "{e}; rotated files stay as they are, retrying in {} s",
-                    SETTLE_RETRY.as_secs()
-                );
-                failed = true;
-            }
-        }
-        self.unsettled = failed.then(|| Some(Instant::now() + SETTLE_RETRY));
-    }
-
-    /// Rotates every table that `rows` would take past the cap, then stores the checkpoint
-    /// naming the new live files and settles (see the module documentation). Called between
-    /// commits only: each table holds exactly its checkpointed rows.
-    fn rotate_due(
-        &mut self,
-        rows: &RoundRows,
-        failpoint: &mut Failpoint,
-    ) -> Result<(), StorageError> {
-        let Some(rotation) = self.rotation else {
-            return Ok(());
-        };
-        let mut rotated = false;
-        for t in &mut self.tables {
-            let Some(open) = &mut t.open else { continue };
-            let incoming = match t.which {
-                Which::Compat => rows.compat.len(),
-                Which::Context => rows.context.as_ref().map_or(0, Vec::len),
-            };
-            if !rotation.due(open.file.len(), incoming as u64) {
-                continue;
-            }
-            // Whatever happens from here, numbered files may be left to finish.
-            self.unsettled = Some(None);
-            open.file
-                .rotate_watched(&mut |step| failpoint.hit(step_point(step)))?;
-            (open.dev, open.ino) = open.file.identity();
-            failpoint.hit("rotate-created");
-            rotated = true;
-        }
-        if !rotated {
-            return Ok(());
-        }
-        let mut next = self.ckpt.clone();
-        for t in &self.tables {
-            if let Some(open) = &t.open {
-                *t.which.state(&mut next) = Some(open.state());
-            }
-        }
-        next.store(&self.dir)?;
-        self.ckpt = next;
-        failpoint.hit("rotate-checkpoint");
-        self.settle(failpoint);
-        Ok(())
-    }
-
     /// Opens one table and reconciles it with the checkpoint: cuts back rows of an
     /// interrupted commit, notices a file replaced or cut by someone else, and makes the
     /// file's identity and length durable before anything is appended to it. A table the
@@ -309,7 +221,7 @@ impl Store {
                     );
                 }
             }
-            Some(c) => match rotated_to(&self.dir, which.spec(), (c.dev, c.ino)) {
+            Some(c) => match rotation::rotated_to(&self.dir, which.spec(), (c.dev, c.ino)) {
                 Some(seg) => log::info!(
                     "finishing a rotation interrupted before its checkpoint: {} holds the {} committed bytes, {} ({} bytes) comes after it",
                     seg.display(),
@@ -407,16 +319,6 @@ impl Store {
             }
         }
     }
-}
-
-/// The rotated, not yet compressed file of `spec` that is the file `identity` names, if any:
-/// what a checkpoint names after a kill between a rotation's rename and its checkpoint.
-fn rotated_to(dir: &Path, spec: &TableSpec, identity: (u64, u64)) -> Option<PathBuf> {
-    let segs = archive::segments(dir, spec).ok()?;
-    segs.into_iter()
-        .filter(|s| !s.compressed)
-        .find(|s| std::fs::symlink_metadata(&s.path).is_ok_and(|m| (m.dev(), m.ino()) == identity))
-        .map(|s| s.path)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! - [`drain`]: the [`Drainer`], its cycles and rounds;
 //! - `drained` (private): one ring being drained, its cursor, resume from the checkpoint,
 //!   and its books;
-//! - `commit` (private): the CSV + checkpoint transaction and its roll-back;
+//! - `commit` (private): the CSV + checkpoint transaction and its roll-back, and
+//!   (`commit::rotation`) rotating the tables between two commits;
 //! - [`checkpoint`]: the checkpoint file; [`lock`]: one drainer per storage directory;
 //! - [`error`]: what can fail, and which failures are waited out;
 //! - [`scan`]: which files in the ring directory are drained, and why others are not;

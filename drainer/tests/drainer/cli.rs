@@ -47,6 +47,20 @@ fn usage_errors_exit_2_with_one_line_naming_flag_and_value() {
             &[],
             &["--allow-uid", "'root'"],
         ),
+        (
+            &["once", "--max-file-size", "5X"],
+            &[],
+            &["--max-file-size", "'5X'", "16M"],
+        ),
+        (
+            &["once"],
+            &[("OT_PERFORMANCE_METRICS_ROTATED_FILES", "lots")],
+            &[
+                "'lots'",
+                "OT_PERFORMANCE_METRICS_ROTATED_FILES",
+                "whole number",
+            ],
+        ),
         (&["once", "--bogus"], &[], &["--bogus"]),
         (&["frobnicate"], &[], &["frobnicate"]),
     ];
