@@ -324,6 +324,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perf_table::archive;
 
     fn csv(dir: &Path) -> Vec<u8> {
         std::fs::read(dir.join(ROBOT_ACTIVITY.name)).unwrap()
@@ -422,5 +423,45 @@ mod tests {
         assert!(!csv(dir.path()).contains(&0));
         commit(&mut store, A);
         assert_eq!(csv(dir.path()), A);
+    }
+
+    #[test]
+    fn a_rotation_that_fails_half_way_still_checkpoints_the_new_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = Rotation {
+            max_bytes: 16,
+            keep: 10,
+        };
+        let mut store = Store::load(dir.path(), true, Some(cap)).unwrap();
+        commit(&mut store, A);
+        // The context table's new live file cannot be set up (its header sidecar differs
+        // and a directory sits where the replacement is written): its rotation fails after
+        // the compatible table's succeeded.
+        std::fs::write(dir.path().join("robot_activity_context_data_headers"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join(".robot_activity_context_data_headers.tmp")).unwrap();
+        let rows = RoundRows {
+            compat: B.to_vec(),
+            context: Some(B.to_vec()),
+        };
+        let failed = store.commit(&rows, std::iter::empty(), &mut Failpoint::default());
+        assert!(failed.is_err());
+        store.roll_back();
+        let ckpt = Checkpoint::load(dir.path()).unwrap().csv.unwrap();
+        let live = std::fs::metadata(dir.path().join(ROBOT_ACTIVITY.name)).unwrap();
+        assert_eq!((ckpt.dev, ckpt.ino, ckpt.len), (live.dev(), live.ino(), 0));
+        // Once the obstacle is gone, the next round gets as far as the append, then the
+        // process dies: on restart the append is cut back (its records come again from
+        // the rings), not kept.
+        std::fs::remove_dir(dir.path().join(".robot_activity_context_data_headers.tmp")).unwrap();
+        store.compat().append(B).unwrap();
+        drop(store);
+        let mut store = Store::load(dir.path(), true, Some(cap)).unwrap();
+        store.open_tables().unwrap();
+        assert_eq!(csv(dir.path()), b"");
+        assert_eq!(
+            archive::history(dir.path(), &ROBOT_ACTIVITY).unwrap(),
+            A,
+            "the rotated file holds the first round"
+        );
     }
 }

@@ -70,6 +70,7 @@ impl Store {
             return Ok(());
         };
         let mut rotated = false;
+        let mut failed = Ok(());
         for t in &mut self.tables {
             let Some(open) = &mut t.open else { continue };
             let incoming = match t.which {
@@ -81,14 +82,23 @@ impl Store {
             }
             // Whatever happens from here, numbered files may be left to finish.
             self.unsettled = Some(None);
-            open.file
-                .rotate_watched(&mut |step| failpoint.hit(step_point(step)))?;
+            let before = open.file.identity();
+            let result = open
+                .file
+                .rotate_watched(&mut |step| failpoint.hit(step_point(step)));
+            // Even a rotation that failed half way may have a new live file open: the
+            // checkpoint must name it before anything is appended to it, or a kill after
+            // the next append would keep rows the rings give again.
             (open.dev, open.ino) = open.file.identity();
+            rotated |= open.file.identity() != before;
+            if let Err(e) = result {
+                failed = Err(e);
+                break;
+            }
             failpoint.hit("rotate-created");
-            rotated = true;
         }
         if !rotated {
-            return Ok(());
+            return Ok(failed?);
         }
         let mut next = self.ckpt.clone();
         for t in &self.tables {
@@ -99,6 +109,7 @@ impl Store {
         next.store(&self.dir)?;
         self.ckpt = next;
         failpoint.hit("rotate-checkpoint");
+        failed?;
         self.settle(failpoint);
         Ok(())
     }
