@@ -22,7 +22,6 @@
 //! leave the rings before those fill up); after a round succeeds the size grows back.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,9 @@ use crate::failpoint::Failpoint;
 use crate::lock::{DirLock, LockError, StorageLock};
 use crate::metrics::DrainMetrics;
 use crate::rows::RoundRows;
-use crate::scan::{self, AllowedUids, SkipLog, SkipReason, Unopened};
+use crate::scan::{AllowedUids, SkipLog};
+
+mod discover;
 
 /// Records read per round, across all rings. Bounds the row buffers (about 60 bytes a row,
 /// so ~2 MiB, and about as much again for the context rows) to keep the daemon small,
@@ -285,6 +286,10 @@ impl Drainer {
     fn cycle_inner(&mut self, deadline: Instant) -> Result<Report, StorageError> {
         self.scan();
         let mut total = Report::default();
+        if self.ring_dir_taken {
+            // Another drainer consumes these rings: nothing to do until it lets go.
+            return Ok(total);
+        }
         let mut removed_at_scan = 0;
         loop {
             match self.round() {
@@ -315,226 +320,6 @@ impl Drainer {
                 total.more = true;
                 return Ok(total);
             }
-        }
-    }
-
-    /// Looks for new rings in the ring directory and opens them.
-    pub fn scan(&mut self) {
-        let (paths, temporaries) = match scan::list(&self.cfg.shm_dir) {
-            Ok(listing) => {
-                let problem = (!self.cfg.shm_dir.is_dir()).then(|| "does not exist (yet)".into());
-                self.note_dir_problem(problem);
-                (listing.rings, listing.temporaries)
-            }
-            Err(e) => {
-                self.note_dir_problem(Some(format!("cannot be listed: {e}")));
-                self.listing_failed = Some(e.to_string());
-                return;
-            }
-        };
-        self.listing_failed = None;
-        if self.dir_problem.is_some() || !self.hold_ring_dir() {
-            return;
-        }
-        self.remove_stale(&temporaries);
-        self.skips.begin();
-        // Tracked rings by path and by file, so that a scan costs one lstat per entry.
-        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.rings.len());
-        let mut by_file: HashMap<(u64, u64), usize> = HashMap::with_capacity(self.rings.len());
-        let mut by_id: HashMap<u64, usize> = HashMap::with_capacity(self.rings.len());
-        for (i, t) in self.rings.iter().enumerate() {
-            if !t.is_detached() {
-                by_path.insert(t.path().to_path_buf(), i);
-            }
-            by_file.insert(t.identity(), i);
-            by_id.insert(t.id(), i);
-        }
-        // Rings past what may be open at once wait, unopened, for earlier ones to finish.
-        let mut descriptors = self.rings.iter().filter(|t| t.holds_descriptor()).count();
-        let (mut waiting, mut exhausted) = (0, None);
-        for path in paths {
-            // The file at the path now; a failed lstat is reported by `open_candidate`.
-            let file = std::fs::symlink_metadata(&path)
-                .ok()
-                .map(|m| (m.dev(), m.ino()));
-            if let Some(&i) = by_path.get(&path) {
-                if file == Some(self.rings[i].identity()) {
-                    continue;
-                }
-                // Renamed over (or replaced): the tracked ring lives on in our mapping.
-                self.rings[i].detach();
-                log::warn!(
-                    "{}: the path now names another file than the ring drained from it; draining that ring to its end from memory (its file is then left alone), and the file now there as a ring of its own",
-                    path.display()
-                );
-            }
-            if let Some(&i) = file.as_ref().and_then(|f| by_file.get(f)) {
-                // A tracked ring renamed to this path: follow it (it is removed by its new
-                // name when finished).
-                let t = &mut self.rings[i];
-                if t.path() != path {
-                    log::info!(
-                        "{} was renamed to {}; draining it there",
-                        t.path().display(),
-                        path.display()
-                    );
-                    t.relocate(&path);
-                }
-                continue;
-            }
-            match self.unremovable.get(&path) {
-                Some((gone, why)) if file == Some(*gone) => {
-                    let reason = SkipReason::Unremovable { error: why.clone() };
-                    self.skips.skip(&path, reason);
-                    continue;
-                }
-                Some(_) => {
-                    self.unremovable.remove(&path);
-                }
-                None => {}
-            }
-            if self.rings.len() >= perf_ring::MAX_MAPPED || descriptors >= self.fd_budget {
-                waiting += 1;
-                continue;
-            }
-            match scan::open_candidate(&path, &self.cfg.allowed) {
-                Err(Unopened::Skip(reason)) => self.skips.skip(&path, reason),
-                Err(Unopened::Exhausted(e)) => {
-                    waiting += 1;
-                    exhausted = Some(e);
-                }
-                Ok(ring) => {
-                    let id = ring.info().ring_id;
-                    if let Some(&other) = by_id.get(&id) {
-                        let reason = SkipReason::DuplicateId {
-                            ring_id: id,
-                            drained_from: self.rings[other].path().to_path_buf(),
-                        };
-                        self.skips.skip(&path, reason);
-                    } else {
-                        by_id.insert(id, self.rings.len());
-                        self.track(ring);
-                        descriptors +=
-                            usize::from(self.rings[self.rings.len() - 1].holds_descriptor());
-                    }
-                }
-            }
-        }
-        self.skips.end();
-        self.note_waiting(waiting, exhausted);
-        if waiting == 0 {
-            // Only with every ring opened is an entry of no open ring one of a ring gone:
-            // a waiting ring keeps its checkpointed position for when it is opened.
-            let drained: Vec<u64> = self.rings.iter().map(DrainedRing::id).collect();
-            self.store.forget_gone(&drained);
-        }
-    }
-
-    /// Logs when rings start waiting to be opened (once, until all are open again).
-    fn note_waiting(&mut self, waiting: usize, exhausted: Option<perf_ring::RingError>) {
-        if waiting > 0 && self.waiting == 0 {
-            let why = match exhausted {
-                Some(e) => format!("opening one more failed: {e}"),
-                None => format!(
-                    "at most {} rings are open at once, and at most {} of them with a live producer under the open-file limit {}",
-                    perf_ring::MAX_MAPPED,
-                    self.fd_budget,
-                    self.fd_limit
-                ),
-            };
-            log::warn!(
-                "{waiting} rings in {} wait to be drained ({why}); each is opened as earlier ones finish: delayed, not lost",
-                self.cfg.shm_dir.display()
-            );
-        } else if waiting == 0 && self.waiting > 0 {
-            log::info!(
-                "every ring in {} is being drained again",
-                self.cfg.shm_dir.display()
-            );
-        }
-        self.waiting = waiting;
-    }
-
-    /// Removes ring temporaries whose creator died before finishing them (see
-    /// [`perf_ring::stale`]); each failure to is logged once per path.
-    fn remove_stale(&mut self, temporaries: &[PathBuf]) {
-        self.stale_failed.retain(|p| temporaries.contains(p));
-        let allowed = |uid: u32| self.cfg.allowed.allows(uid);
-        for path in temporaries {
-            match perf_ring::stale::remove_if_stale(path, &allowed) {
-                Ok(Some(bytes)) => log::warn!(
-                    "removed {}: the temporary of a ring its creator (pid {}) never finished, {bytes} bytes",
-                    path.display(),
-                    path.file_name()
-                        .and_then(perf_ring::stale::temporary_creator)
-                        .unwrap_or_default()
-                ),
-                Ok(None) => {}
-                Err(e) => {
-                    if !self.stale_failed.contains(path) {
-                        log::warn!("cannot remove the stale ring temporary {}: {e}", path.display());
-                        self.stale_failed.push(path.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Makes sure this drainer holds the ring directory's lock (taking it when the
-    /// directory appeared, or again when someone deleted the lock file); returns whether
-    /// new rings may be opened. Another drainer holding it stops all consuming here (it
-    /// drains the rings now) until it lets go; a lock that cannot be made at all (an
-    /// unwritable ring directory) is logged and done without.
-    fn hold_ring_dir(&mut self) -> bool {
-        if self.ring_lock.as_ref().is_some_and(DirLock::still_held) {
-            return true;
-        }
-        let lost = self.ring_lock.take().is_some();
-        let (problem, usable) = match DirLock::ring_dir(&self.cfg.shm_dir) {
-            Ok(lock) => {
-                if lost {
-                    log::warn!(
-                        "the ring directory's lock {} was deleted; took it again",
-                        lock.path().display()
-                    );
-                }
-                self.ring_lock = Some(lock);
-                (None, true)
-            }
-            Err(e @ LockError::Held { .. }) => (
-                Some(format!(
-                    "{e}: not consuming any ring until it stops (one consumer per ring directory)"
-                )),
-                false,
-            ),
-            Err(e) => (
-                Some(format!(
-                    "{e}; draining without it (a second drainer on this ring directory would not be refused)"
-                )),
-                true,
-            ),
-        };
-        self.ring_dir_taken = !usable;
-        if problem != self.ring_lock_problem {
-            match (&problem, usable) {
-                (Some(p), false) => log::error!("{p}"),
-                (Some(p), true) => log::warn!("{p}"),
-                (None, _) if self.ring_lock_problem.is_some() => {
-                    log::info!("holding the ring directory's lock again; draining resumes")
-                }
-                (None, _) => {}
-            }
-            self.ring_lock_problem = problem;
-        }
-        usable
-    }
-
-    fn note_dir_problem(&mut self, problem: Option<String>) {
-        if problem != self.dir_problem {
-            if let Some(p) = &problem {
-                log::warn!("ring directory {} {p}", self.cfg.shm_dir.display());
-            }
-            self.dir_problem = problem;
         }
     }
 

@@ -8,7 +8,9 @@
 //!
 //! The modules, one concern each:
 //!
-//! - [`drain`]: the [`Drainer`], its cycles and rounds;
+//! - [`drain`]: the [`Drainer`], its cycles and rounds; `drain::discover` (private) its
+//!   scans: the ring directory's lock, stale temporaries, renamed rings, opening new rings
+//!   within the descriptor budget;
 //! - `drained` (private): one ring being drained, its cursor, resume from the checkpoint,
 //!   and its books;
 //! - `commit` (private): the CSV + checkpoint transaction and its roll-back, and
