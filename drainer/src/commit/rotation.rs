@@ -77,7 +77,9 @@ impl Store {
                 Which::Compat => rows.compat.len(),
                 Which::Context => rows.context.as_ref().map_or(0, Vec::len),
             };
-            if !rotation.due(open.file.len(), incoming as u64) {
+            // Only before an append: a commit without rows (a ring forgotten) leaves even a
+            // file over the cap (lowered since) as it is, rather than rotating it away.
+            if incoming == 0 || !rotation.due(open.file.len(), incoming as u64) {
                 continue;
             }
             // Whatever happens from here, numbered files may be left to finish.

@@ -81,6 +81,28 @@ fn both_tables_are_rotated_under_the_cap_and_read_back_whole() {
 }
 
 #[test]
+fn a_round_over_the_cap_stays_live_until_the_next_one() {
+    let dirs = crate::dirs();
+    let mut next = 0;
+    for round in 1..=3u64 {
+        // A producer that is gone by the drain: its ring is drained, removed and forgotten,
+        // and the forgetting is one more commit, without rows.
+        let a = ProducerRing::create(&dirs.shm, SERVICES[0], STATES, 1 << 12).unwrap();
+        push(&[&a], &mut next, 300);
+        drop(a);
+        let out = once(&dirs, "4K", 100, None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("finished"), "{}", stderr(&out));
+        // Each round is bigger than the cap: it goes whole into a fresh live file, and
+        // stays there (the commit without rows rotates nothing).
+        let (live, _) = dirs.rows_in_both();
+        assert_eq!(live.len(), 300, "round {round}");
+        let segs = archive::segments(&dirs.storage, &ROBOT_ACTIVITY).unwrap();
+        assert_eq!(segs.len() as u64, round - 1, "round {round}: {segs:?}");
+    }
+}
+
+#[test]
 fn only_the_newest_rotated_files_are_kept() {
     let dirs = crate::dirs();
     let a = ProducerRing::create(&dirs.shm, SERVICES[0], STATES, 1 << 12).unwrap();
