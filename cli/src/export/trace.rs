@@ -7,6 +7,7 @@
 //! chrome://tracing sort them), so a process or thread is named where it first appears.
 //! A write error is kept and ends all further writing; [`Trace::finish`] returns it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 
@@ -14,9 +15,13 @@ use std::io::{self, Write};
 /// Processes and tracks that are not a real process or thread get ids from here on.
 pub(super) const SYNTHETIC_IDS: u32 = 1 << 22;
 
-/// ns as microseconds with three exact decimals.
-pub(super) fn micros(ns: u64) -> String {
-    format!("{}.{:03}", ns / 1000, ns % 1000)
+/// ns shown as microseconds with three exact decimals, formatted in place.
+pub(super) struct Micros(pub(super) u64);
+
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
 }
 
 fn json_string(s: &str) -> String {
@@ -24,12 +29,17 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
 }
 
+/// Event names quoted for JSON once each (a few states and counters, written millions of
+/// times); past this many distinct names each is quoted where it is written.
+const QUOTED_LIMIT: usize = 256;
+
 /// The trace being written.
 pub(super) struct Trace<'w> {
     out: &'w mut dyn Write,
     first: bool,
     error: Option<io::Error>,
     next_synthetic: u32,
+    quoted: HashMap<String, String>,
 }
 
 impl<'w> Trace<'w> {
@@ -40,6 +50,7 @@ impl<'w> Trace<'w> {
             first: true,
             error: None,
             next_synthetic: SYNTHETIC_IDS,
+            quoted: HashMap::new(),
         };
         t.raw(format_args!(
             "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
@@ -90,6 +101,21 @@ impl<'w> Trace<'w> {
         }
     }
 
+    /// `name` quoted for JSON, from the cache when it is there; the caller puts it back
+    /// with [`Trace::give_back`].
+    fn take_quoted(&mut self, name: &str) -> String {
+        match self.quoted.remove(name) {
+            Some(q) => q,
+            None => json_string(name),
+        }
+    }
+
+    fn give_back(&mut self, name: &str, quoted: String) {
+        if self.quoted.len() < QUOTED_LIMIT {
+            self.quoted.insert(name.to_owned(), quoted);
+        }
+    }
+
     /// A complete event (`"ph":"X"`).
     pub(super) fn complete(
         &mut self,
@@ -99,22 +125,24 @@ impl<'w> Trace<'w> {
         start_ns: u64,
         duration_ns: u64,
     ) {
+        let quoted = self.take_quoted(name);
         self.event(format_args!(
-            "{{\"name\":{},\"cat\":\"robot_activity\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{}}}",
-            json_string(name),
-            micros(start_ns),
-            micros(duration_ns)
+            "{{\"name\":{quoted},\"cat\":\"robot_activity\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{}}}",
+            Micros(start_ns),
+            Micros(duration_ns)
         ));
+        self.give_back(name, quoted);
     }
 
     /// A counter event (`"ph":"C"`): series `key` of counter `name` in process `pid`.
     pub(super) fn counter(&mut self, pid: u32, name: &str, key: &str, t_ns: u64, value: f64) {
+        let (quoted, quoted_key) = (self.take_quoted(name), self.take_quoted(key));
         self.event(format_args!(
-            "{{\"name\":{},\"cat\":\"system_resources\",\"ph\":\"C\",\"pid\":{pid},\"ts\":{},\"args\":{{{}:{value}}}}}",
-            json_string(name),
-            micros(t_ns),
-            json_string(key)
+            "{{\"name\":{quoted},\"cat\":\"system_resources\",\"ph\":\"C\",\"pid\":{pid},\"ts\":{},\"args\":{{{quoted_key}:{value}}}}}",
+            Micros(t_ns)
         ));
+        self.give_back(name, quoted);
+        self.give_back(key, quoted_key);
     }
 
     /// Closes the array and flushes; the first write error, if any.
@@ -124,5 +152,30 @@ impl<'w> Trace<'w> {
             Some(e) => Err(e),
             None => self.out.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_every_ns_and_names_are_escaped() {
+        assert_eq!(Micros(1_500).to_string(), "1.500");
+        assert_eq!(Micros(10).to_string(), "0.010");
+        assert_eq!(Micros(u64::MAX).to_string(), "18446744073709551.615");
+        let mut buf = Vec::new();
+        let mut t = Trace::new(&mut buf);
+        t.complete(1, 2, "A\"B\n", 1_722_450_000_123_456_789, 1);
+        t.complete(1, 2, "A\"B\n", 5, 0);
+        t.finish().unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains(r#""name":"A\"B\n""#), "{text}");
+        assert!(
+            text.contains(r#""ts":1722450000123456.789,"dur":0.001"#),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["traceEvents"].as_array().unwrap().len(), 2);
     }
 }
