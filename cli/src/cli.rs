@@ -26,7 +26,8 @@ pub enum Command {
     /// one crashing), the drainer and the system resource tracker; then print the report.
     Demo(DemoArgs),
     /// Summarise robot_activity_data and system_resource_data: per state count, total,
-    /// mean, p50/p95/p99 (nearest rank) and max; per command CPU and memory.
+    /// mean, p50/p95/p99 (nearest rank) and max, and the same per service and state when
+    /// robot_activity_context_data is there; per command CPU and memory.
     Report(ReportArgs),
     /// Export a storage directory as a timeline for Perfetto or chrome://tracing: a
     /// process per service with a track per thread (from robot_activity_context_data;
