@@ -55,7 +55,8 @@ impl Drainer {
                 .ok()
                 .map(|m| (m.dev(), m.ino()));
             if let Some(&i) = by_path.get(&path) {
-                if file == Some(self.rings[i].identity()) {
+                // Gone since the listing (removed): nothing there to drain or to follow.
+                if file.is_none() || file == Some(self.rings[i].identity()) {
                     continue;
                 }
                 // Renamed over (or replaced): the tracked ring lives on in our mapping.
