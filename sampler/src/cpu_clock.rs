@@ -9,9 +9,14 @@
 //! clock returns it for about a quarter of a `statm` read (no file, nothing formatted). So
 //! the sampler reads that clock first: if it shows the same figure as just before the last
 //! complete read of the process, nothing of the process ran in between, and the command
-//! line and `stat` read then are still what the files hold. The kernel brings a running
-//! thread's figure up to date at every scheduler tick and when it stops running, so a
-//! process that ran at all during an interval of a second or more shows a new figure.
+//! line and `stat` read then are still what the files hold.
+//!
+//! The kernel adds a running thread's time to the figure at every scheduler tick and when
+//! the thread stops running, not as it runs. So a process that ran since its last read
+//! shows a new figure, with one exception: a thread that woke less than a tick (1 to 10
+//! ms, `CONFIG_HZ`) before the clock is read and has been on a CPU without a break since.
+//! An argv rewrite it did in that moment shows one sample later. Its CPU times are not
+//! affected: `stat` is computed from the same figure.
 //!
 //! What can change without the process running is read every sample all the same: the
 //! resident size (`statm`: reclaim and khugepaged change it behind an idle process).
