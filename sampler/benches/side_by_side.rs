@@ -8,6 +8,10 @@
 //! result is the CPU per row written and the ratio.
 //!
 //! `PERF_SIDE_BY_SIDE_SECS` sets the window (default 30 s). Needs `pip install psutil`.
+//! `PERF_SIDE_BY_SIDE_BUSY=1` makes the 40 processes wake ten times a second (a perl
+//! loop, as the robot's services run every interval) instead of sleeping throughout.
+//! `PERF_SIDE_BY_SIDE_BASELINE=PATH` runs a third tracker, another build of
+//! `system-resource-tracker` (an older version), beside the two, and gives its ratio too.
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
@@ -27,7 +31,7 @@ impl Drop for Reaped {
     }
 }
 
-fn robot_like(k: usize) -> Reaped {
+fn robot_like(k: usize, busy: bool) -> Reaped {
     let argv0 = if k % 2 == 0 {
         format!(
             "python3 -m robot_server.service --worker {k} --port {}",
@@ -36,13 +40,21 @@ fn robot_like(k: usize) -> Reaped {
     } else {
         format!("/opt/opentrons-robot-server/bin/python3-{k} -m opentrons.hardware_control")
     };
+    let mut command = if busy {
+        let mut c = Command::new("perl");
+        c.args(["-e", "select(undef, undef, undef, 0.1) while 1"]);
+        c
+    } else {
+        let mut c = Command::new("sleep");
+        c.arg("3600");
+        c
+    };
     Reaped(
-        Command::new("sleep")
+        command
             .arg0(OsStr::new(&argv0))
-            .arg("3600")
             .stdout(Stdio::null())
             .spawn()
-            .expect("spawn sleep"),
+            .expect("spawn a robot-like process"),
     )
 }
 
@@ -82,23 +94,32 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    let busy = std::env::var_os("PERF_SIDE_BY_SIDE_BUSY").is_some_and(|v| v == "1");
+    let baseline = std::env::var_os("PERF_SIDE_BY_SIDE_BASELINE");
     let dir = tempfile::tempdir().unwrap();
-    let _robot: Vec<Reaped> = (0..PROCESSES).map(robot_like).collect();
+    let _robot: Vec<Reaped> = (0..PROCESSES).map(|k| robot_like(k, busy)).collect();
     std::thread::sleep(Duration::from_millis(300));
 
-    let mut rust = Command::new(env!("CARGO_BIN_EXE_system-resource-tracker"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy()
-            .starts_with("OT_SYSTEM_RESOURCE_TRACKER")
-        {
-            rust.env_remove(k);
+    let tracker = |exe: &OsStr, name: &'static str| {
+        let mut c = Command::new(exe);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy()
+                .starts_with("OT_SYSTEM_RESOURCE_TRACKER")
+            {
+                c.env_remove(k);
+            }
         }
-    }
-    rust.args(["--enabled", "true", "--refresh-interval", "1"])
-        .arg("--storage-dir")
-        .arg(dir.path().join("rust"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null());
+        c.args(["--enabled", "true", "--refresh-interval", "1"])
+            .arg("--storage-dir")
+            .arg(dir.path().join(name))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        Tracker {
+            name,
+            child: Reaped(c.spawn().expect("start system-resource-tracker")),
+            file: dir.path().join(name).join("system_resource_data"),
+        }
+    };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/psutil_tracker.py");
     let python_file = dir.path().join("python_system_resource_data");
     let mut python = Command::new("python3");
@@ -106,26 +127,29 @@ fn main() {
         .args([script, "every", "1", DEFAULT_FILTERS])
         .arg(&python_file)
         .stdin(Stdio::null());
-    let trackers = [
-        Tracker {
-            name: "rust",
-            child: Reaped(rust.spawn().expect("start system-resource-tracker")),
-            file: dir.path().join("rust/system_resource_data"),
-        },
+    let mut trackers = vec![
+        tracker(
+            OsStr::new(env!("CARGO_BIN_EXE_system-resource-tracker")),
+            "rust",
+        ),
         Tracker {
             name: "psutil",
             child: Reaped(python.spawn().expect("start python3")),
             file: python_file,
         },
     ];
+    if let Some(exe) = &baseline {
+        trackers.push(tracker(exe, "before"));
+    }
     // Start-up and first samples are not part of the measurement.
     std::thread::sleep(Duration::from_secs(3));
     let before: Vec<(u64, usize)> = trackers.iter().map(Tracker::now).collect();
     std::thread::sleep(Duration::from_secs(secs));
     let after: Vec<(u64, usize)> = trackers.iter().map(Tracker::now).collect();
 
+    let kind = if busy { "busy" } else { "idle" };
     println!(
-        "side by side, {PROCESSES} robot-like processes, default filters, 1 s interval, {secs} s:"
+        "side by side, {PROCESSES} {kind} robot-like processes, default filters, 1 s interval, {secs} s:"
     );
     let mut per_row = Vec::new();
     for ((t, b), a) in trackers.iter().zip(&before).zip(&after) {
@@ -147,4 +171,11 @@ fn main() {
         per_row.push(cpu_us / written as f64);
     }
     println!("  ratio  {:.1}x less CPU per row", per_row[1] / per_row[0]);
+    if let Some(before) = per_row.get(2) {
+        println!(
+            "  before {:.1}x less than psutil; rust {:.2}x less than before",
+            per_row[1] / before,
+            before / per_row[0]
+        );
+    }
 }
