@@ -145,6 +145,26 @@ fn a_zombie_is_skipped() {
 }
 
 #[test]
+fn a_kept_match_that_turns_zombie_is_left_out_of_the_next_samples() {
+    let m = marker("kept-zombie");
+    let mut child = sh("read x", &m, &[]);
+    let mut s = sampler(&format!("*{m}*"));
+    // The second sample finds it idle: its row comes from what the first one read.
+    assert_eq!(sample(&mut s).len(), 1);
+    assert_eq!(sample(&mut s).len(), 1);
+    let process = Process::new(child.pid()).unwrap();
+    child.0.kill().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || process
+        .stat()
+        .is_ok_and(|s| s.state == 'Z')));
+    assert!(sample(&mut s).is_empty());
+    // A zombie does not run: its clock stays put, and it is still left out.
+    assert!(sample(&mut s).is_empty());
+    child.0.wait().unwrap();
+    assert!(sample(&mut s).is_empty());
+}
+
+#[test]
 fn non_utf8_and_empty_arguments_are_kept() {
     let m = marker("bytes");
     let mut name = b"sl\xffeep-".to_vec();
