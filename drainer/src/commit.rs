@@ -13,7 +13,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use perf_table::{Rotation, TableFile, TableSpec, ROBOT_ACTIVITY, ROBOT_ACTIVITY_CONTEXT};
 
@@ -23,6 +22,7 @@ use crate::failpoint::Failpoint;
 use crate::rows::RoundRows;
 
 mod rotation;
+mod settler;
 
 /// Which of the drainer's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +95,15 @@ pub(crate) struct Store {
     dirty: bool,
     /// The size cap, if any.
     rotation: Option<Rotation>,
-    /// Rotated files may be left to compress or prune: at start (a run killed during a
-    /// rotation), or after a `settle` that failed (then not before the instant given).
-    unsettled: Option<Option<Instant>>,
+    /// Numbered files present may be left to compress or prune, to be handed to the
+    /// settler at the next open: at start (a run killed during a rotation), or after a
+    /// rotation that failed half way.
+    unsettled: bool,
+    /// The thread that compresses and prunes rotated files, once there were any.
+    settler: Option<settler::Settler>,
+    /// The crash point, for the settler's steps (the drain loop passes its own to
+    /// [`Store::commit`]).
+    failpoint: Failpoint,
 }
 
 impl Store {
@@ -128,8 +134,15 @@ impl Store {
             ckpt: Checkpoint::load(dir)?,
             dirty: false,
             rotation,
-            unsettled: rotation.map(|_| None),
+            unsettled: rotation.is_some(),
+            settler: None,
+            failpoint: Failpoint::default(),
         })
+    }
+
+    /// Arms the settler's steps with (a copy of) the drain loop's crash point.
+    pub(crate) fn set_failpoint(&mut self, failpoint: Failpoint) {
+        self.failpoint = failpoint;
     }
 
     /// The durable progress of ring `id`, if the checkpoint has it.
@@ -186,7 +199,7 @@ impl Store {
             }
         }
         // Only now: every table's current file is in the stored checkpoint.
-        self.settle(&mut Failpoint::default());
+        self.settle_present();
         Ok(())
     }
 

@@ -151,7 +151,9 @@ impl Drainer {
             },
             false => None,
         };
-        let store = Store::load(&cfg.storage_dir, cfg.context, cfg.rotation)?;
+        let mut store = Store::load(&cfg.storage_dir, cfg.context, cfg.rotation)?;
+        let failpoint = Failpoint::from_env();
+        store.set_failpoint(failpoint.clone());
         let buf = RoundRows::with_capacity(ROUND_RECORDS, cfg.context);
         Ok(Drainer {
             cfg,
@@ -174,7 +176,7 @@ impl Drainer {
             log_storage: true,
             buf,
             batch: Vec::with_capacity(BATCH),
-            failpoint: Failpoint::from_env(),
+            failpoint,
             round_records: ROUND_RECORDS,
             metrics: None,
         })

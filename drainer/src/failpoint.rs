@@ -51,8 +51,9 @@ pub fn step_point(step: perf_table::Step) -> &'static str {
     }
 }
 
-/// The armed crash point, if any.
-#[derive(Debug, Default)]
+/// The armed crash point, if any. A clone counts its own passes (the settling thread's
+/// copy is the only one that passes the `settle-*` points).
+#[derive(Debug, Default, Clone)]
 pub struct Failpoint {
     armed: Option<(&'static str, u64)>,
     hits: u64,

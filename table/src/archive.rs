@@ -261,6 +261,21 @@ pub fn settle_watched(
     keep: usize,
     watch: &mut dyn FnMut(Step),
 ) -> Result<Settled, TableError> {
+    settle_through(dir, spec, keep, u64::MAX, watch)
+}
+
+/// [`settle_watched`] for the numbered files up to `through` only (compressed, and counted
+/// against `keep`); higher numbers are left alone. A writer that settles in the background
+/// while it rotates passes the last number its own checkpoint no longer names: a file
+/// renamed since may still be named by the checkpoint in force, so its inode must not be
+/// freed yet (see the module documentation).
+pub fn settle_through(
+    dir: &Path,
+    spec: &TableSpec,
+    keep: usize,
+    through: u64,
+    watch: &mut dyn FnMut(Step),
+) -> Result<Settled, TableError> {
     let archive_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TableError::Archive { path, source }
@@ -274,7 +289,8 @@ pub fn settle_watched(
             let _ = fs::remove_file(entry.path());
         }
     }
-    let segs = segments(dir, spec).map_err(archive_err(dir))?;
+    let mut segs = segments(dir, spec).map_err(archive_err(dir))?;
+    segs.retain(|s| s.seq <= through);
     let excess = segs.len().saturating_sub(keep);
     for (i, seg) in segs.iter().enumerate() {
         if i < excess {

@@ -18,44 +18,63 @@
 //! with the checkpoint and that was stored: until then the old checkpoint may name a
 //! numbered file, whose inode must not be freed (and reused by a new file) while it does.
 
+use perf_table::{archive, TableSpec};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use perf_table::{archive, TableSpec};
-
+use super::settler::{self, Request, Settler};
 use super::{Store, Which};
 use crate::error::StorageError;
 use crate::failpoint::{step_point, Failpoint};
 use crate::rows::RoundRows;
 
-/// How long a failed `settle` (say, no room to compress) waits before it is tried again.
-const SETTLE_RETRY: Duration = Duration::from_secs(60);
-
 impl Store {
-    /// Finishes rotations (compress, prune) if some may be unfinished and a failed attempt
-    /// is not too recent. A failure is logged and leaves the rows where they are: the
-    /// rotated file stays plain, or one more is kept, until the next attempt.
-    pub(super) fn settle(&mut self, failpoint: &mut Failpoint) {
-        let (Some(rotation), Some(not_before)) = (self.rotation, self.unsettled) else {
+    /// Hands `requests` to the settling thread (started on first use; settled inline if
+    /// it cannot be).
+    fn hand_over(&mut self, requests: Vec<Request>) {
+        let Some(rotation) = self.rotation else {
             return;
         };
-        if not_before.is_some_and(|t| Instant::now() < t) {
-            return;
-        }
-        let mut failed = false;
-        for t in &self.tables {
-            let watch = &mut |step| failpoint.hit(step_point(step));
-            if let Err(e) = archive::settle_watched(&self.dir, t.which.spec(), rotation.keep, watch)
-            {
-                log::warn!(
-                    "{e}; rotated files stay as they are, retrying in {} s",
-                    SETTLE_RETRY.as_secs()
-                );
-                failed = true;
+        if self.settler.is_none() {
+            match Settler::spawn(self.dir.clone(), rotation.keep, self.failpoint.clone()) {
+                Ok(s) => self.settler = Some(s),
+                Err(e) => log::warn!("cannot start the thread that compresses rotated files ({e}); compressing in the drain loop"),
             }
         }
-        self.unsettled = failed.then(|| Some(Instant::now() + SETTLE_RETRY));
+        let left = match &self.settler {
+            Some(s) => s.request(requests),
+            None => Err(requests),
+        };
+        if let Err(requests) = left {
+            let failed = settler::settle(&self.dir, rotation.keep, &mut self.failpoint, requests);
+            self.unsettled |= !failed.is_empty();
+        }
+    }
+
+    /// At start, or after a rotation that failed half way: every numbered file present
+    /// now is settled, since the stored checkpoint names only the live files (called once
+    /// they were reconciled with it).
+    pub(super) fn settle_present(&mut self) {
+        if !self.unsettled || self.rotation.is_none() {
+            return;
+        }
+        self.unsettled = false;
+        let mut requests = Vec::new();
+        for t in &self.tables {
+            let spec = t.which.spec();
+            match archive::next_seq(&self.dir, spec) {
+                Ok(next) => requests.push(Request {
+                    spec,
+                    through: next - 1,
+                    watched: false,
+                }),
+                Err(e) => {
+                    log::warn!("{e}; rotated files stay as they are for now");
+                    self.unsettled = true;
+                }
+            }
+        }
+        self.hand_over(requests);
     }
 
     /// Rotates every table that `rows` would take past the cap, then stores the checkpoint
@@ -70,6 +89,7 @@ impl Store {
             return Ok(());
         };
         let mut rotated = false;
+        let mut settle = Vec::new();
         let mut failed = Ok(());
         for t in &mut self.tables {
             let Some(open) = &mut t.open else { continue };
@@ -82,8 +102,6 @@ impl Store {
             if incoming == 0 || !rotation.due(open.file.len(), incoming as u64) {
                 continue;
             }
-            // Whatever happens from here, numbered files may be left to finish.
-            self.unsettled = Some(None);
             let before = open.file.identity();
             let result = open
                 .file
@@ -93,9 +111,18 @@ impl Store {
             // the next append would keep rows the rings give again.
             (open.dev, open.ino) = open.file.identity();
             rotated |= open.file.identity() != before;
-            if let Err(e) = result {
-                failed = Err(e);
-                break;
+            match result {
+                Ok(seq) => settle.push(Request {
+                    spec: t.which.spec(),
+                    through: seq,
+                    watched: true,
+                }),
+                Err(e) => {
+                    // Maybe renamed: settled by the next open, after the checkpoint.
+                    self.unsettled = true;
+                    failed = Err(e);
+                    break;
+                }
             }
             failpoint.hit("rotate-created");
         }
@@ -111,8 +138,9 @@ impl Store {
         next.store(&self.dir)?;
         self.ckpt = next;
         failpoint.hit("rotate-checkpoint");
+        // Only now may the numbered files be freed: nothing durable names them.
+        self.hand_over(settle);
         failed?;
-        self.settle(failpoint);
         Ok(())
     }
 }

@@ -167,21 +167,26 @@ fn crash_at_every_rotation_step_then_restart_is_exactly_once() {
             let log = stderr(&out);
             assert!(out.status.success(), "{point}:{nth}: {log}");
             // A kill after a table's rename and before the checkpoint leaves the checkpoint
-            // naming the numbered file; the restart says so for each such table.
+            // naming the numbered file; the restart says so for each such table. The
+            // settle steps run on a thread of their own while the loop goes on draining:
+            // their kill lands wherever the loop is then (mid-commit, mid-rotation), so
+            // only exactly-once is checked for them.
             let interrupted = match (*point, nth) {
                 ("rotate-renamed" | "rotate-created", 1) => 1,
                 ("rotate-renamed" | "rotate-created", 2) => 2,
                 _ => 0,
             };
-            assert_eq!(
-                count(
-                    &log.lines().map(str::to_owned).collect::<Vec<_>>(),
-                    "finishing a rotation"
-                ),
-                interrupted,
-                "{point}:{nth}: {log}"
-            );
-            assert!(!log.contains("cutting "), "{point}:{nth}: {log}");
+            if !point.starts_with("settle-") {
+                assert_eq!(
+                    count(
+                        &log.lines().map(str::to_owned).collect::<Vec<_>>(),
+                        "finishing a rotation"
+                    ),
+                    interrupted,
+                    "{point}:{nth}: {log}"
+                );
+                assert!(!log.contains("cutting "), "{point}:{nth}: {log}");
+            }
             assert_eq!(
                 unsettled(&dirs.storage),
                 Vec::<String>::new(),
