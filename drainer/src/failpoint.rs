@@ -10,7 +10,8 @@
 //! (the compressed copy is in its temporary), `settle-compressed` (the `.gz` is in place, the
 //! plain numbered file not yet removed) or `settle-removed` (one file beyond
 //! `--rotated-files` removed). Points inside a rotation are passed once per table rotated
-//! (the compatible table first). SIGKILL rather than a panic or `exit`: nothing gets to
+//! (the compatible table first); the `settle-*` ones by the settling thread, while the drain
+//! loop goes on. SIGKILL rather than a panic or `exit`: nothing gets to
 //! flush or clean up, exactly as with a power cut to the process. Unset, it costs a
 //! comparison.
 

@@ -14,9 +14,10 @@
 //! | after the rename, before the checkpoint | the checkpoint names the numbered file, which holds exactly its committed rows; the live file (created if missing) is not that file, so it is appended to as it is, empty: no row twice, none lost |
 //! | after the checkpoint, while compressing or pruning | the live files are the checkpointed ones; `settle` finishes the rest |
 //!
-//! `settle` runs after each rotation and at start, only after every table was reconciled
-//! with the checkpoint and that was stored: until then the old checkpoint may name a
-//! numbered file, whose inode must not be freed (and reused by a new file) while it does.
+//! `settle` runs on the settling thread (module `settler`), for each rotation and at
+//! start, only through numbers handed over after every table was reconciled with the
+//! checkpoint and that was stored: until then the old checkpoint may name a numbered
+//! file, whose inode must not be freed (and reused by a new file) while it does.
 
 use perf_table::{archive, TableSpec};
 use std::os::unix::fs::MetadataExt;
