@@ -67,6 +67,26 @@ impl RoundRows {
     }
 }
 
+/// Appends `parts` to `buf` with one capacity check: a row is a handful of short pieces,
+/// and checking and growing `buf` for each was a good part of formatting it.
+#[inline(always)]
+fn extend<const N: usize>(buf: &mut Vec<u8>, parts: [&[u8]; N]) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    buf.reserve(total);
+    let spare = &mut buf.spare_capacity_mut()[..total];
+    let mut at = 0;
+    for p in parts {
+        let dst = &mut spare[at..at + p.len()];
+        // SAFETY: `dst` is `p.len()` bytes of `buf`'s spare capacity, and `p` cannot
+        // overlap it: `buf` is borrowed mutably here, so the parts are other memory.
+        unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), dst.as_mut_ptr().cast(), p.len()) };
+        at += p.len();
+    }
+    let len = buf.len() + total;
+    // SAFETY: the `total` bytes after the old length were all written just above.
+    unsafe { buf.set_len(len) };
+}
+
 /// The pre-quoted state prefixes of one ring, and the middle of its context rows.
 #[derive(Debug, Clone)]
 pub struct RowFormat {
@@ -110,42 +130,55 @@ impl RowFormat {
         let Some(prefix) = self.prefixes.get(state as usize) else {
             return false;
         };
-        let mut num = itoa::Buffer::new();
-        buf.extend_from_slice(prefix);
-        buf.extend_from_slice(num.format(start_ns).as_bytes());
-        buf.extend_from_slice(MIDDLE);
-        buf.extend_from_slice(num.format(duration_ns).as_bytes());
-        buf.extend_from_slice(END);
+        let mut start = itoa::Buffer::new();
+        let mut duration = itoa::Buffer::new();
+        extend(
+            buf,
+            [
+                prefix,
+                start.format(start_ns).as_bytes(),
+                MIDDLE,
+                duration.format(duration_ns).as_bytes(),
+                END,
+            ],
+        );
         true
     }
 
     /// Appends the record's row to `rows.compat` and, when the context table is kept, its
     /// context row to `rows.context`; `false` (and nothing appended) when its state is not
-    /// an index into the ring's state table. The numbers are formatted once for both.
+    /// an index into the ring's state table. The numbers are formatted once for both, and
+    /// the context row starts with a copy of the compatible row (all of it but its end).
     #[inline]
     pub fn push_record(&self, rows: &mut RoundRows, r: &Record) -> bool {
         let Some(prefix) = self.prefixes.get(r.state as usize) else {
             return false;
         };
         let mut start = itoa::Buffer::new();
-        let start = start.format(r.start_ns).as_bytes();
         let mut duration = itoa::Buffer::new();
-        let duration = duration.format(r.duration_ns).as_bytes();
         let buf = &mut rows.compat;
-        buf.extend_from_slice(prefix);
-        buf.extend_from_slice(start);
-        buf.extend_from_slice(MIDDLE);
-        buf.extend_from_slice(duration);
-        buf.extend_from_slice(END);
-        if let Some(buf) = &mut rows.context {
+        let row_start = buf.len();
+        extend(
+            buf,
+            [
+                prefix,
+                start.format(r.start_ns).as_bytes(),
+                MIDDLE,
+                duration.format(r.duration_ns).as_bytes(),
+                END,
+            ],
+        );
+        if let Some(context) = &mut rows.context {
             let mut tid = itoa::Buffer::new();
-            buf.extend_from_slice(prefix);
-            buf.extend_from_slice(start);
-            buf.extend_from_slice(MIDDLE);
-            buf.extend_from_slice(duration);
-            buf.extend_from_slice(&self.context);
-            buf.extend_from_slice(tid.format(r.tid).as_bytes());
-            buf.extend_from_slice(END);
+            extend(
+                context,
+                [
+                    &buf[row_start..buf.len() - END.len()],
+                    &self.context,
+                    tid.format(r.tid).as_bytes(),
+                    END,
+                ],
+            );
         }
         true
     }
