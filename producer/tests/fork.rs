@@ -30,6 +30,44 @@ fn wait(pid: libc::pid_t) -> i32 {
     libc::WEXITSTATUS(status)
 }
 
+/// Whether a forked child really goes without a `MADV_DONTFORK` mapping. Linux honours it;
+/// qemu-user (CI runs the aarch64 build under it) accepts the call and ignores it, so there
+/// the child inherits the mapping and with it the liveness lock. Probed on a scratch page:
+/// in the child `mincore` fails with `ENOMEM` exactly when the page is not mapped.
+fn dontfork_is_honoured() -> bool {
+    let len = 4096;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    // SAFETY: `page` is our own mapping of `len` bytes; the advice changes only what a
+    // fork copies.
+    assert_eq!(unsafe { libc::madvise(page, len, libc::MADV_DONTFORK) }, 0);
+    let child = fork();
+    assert!(child >= 0);
+    if child == 0 {
+        let mut residency = [0u8; 1];
+        // SAFETY: `residency` has one byte for the one page asked about; mincore only
+        // reports, it never touches the page.
+        let rc = unsafe { libc::mincore(page, len, residency.as_mut_ptr()) };
+        let unmapped = rc == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM);
+        exit_child(if unmapped { 0 } else { 1 });
+    }
+    let honoured = wait(child) == 0;
+    // SAFETY: unmaps exactly the mapping made above, which nothing uses any more.
+    unsafe { libc::munmap(page, len) };
+    honoured
+}
+
 #[test]
 fn child_records_land_in_its_own_ring() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,8 +160,14 @@ fn child_records_land_in_its_own_ring() {
         })
         .unwrap();
     let consumer = ConsumerRing::open(&middle_ring).unwrap();
-    assert!(
-        !consumer.producer_alive(),
-        "the grandchild must not hold its dead parent's ring lock"
-    );
+    if dontfork_is_honoured() {
+        assert!(
+            !consumer.producer_alive(),
+            "the grandchild must not hold its dead parent's ring lock"
+        );
+    } else {
+        // Unproven here, not wrong: under this emulator the grandchild keeps the lock
+        // until it exits, so the ring is drained a few seconds late (ring/AARCH64.md).
+        eprintln!("skipped the grandchild check: MADV_DONTFORK is ignored here (qemu-user)");
+    }
 }

@@ -143,11 +143,17 @@ impl Drop for Daemons {
 
 /// What the demo's sampler watches: this process (the drainer and sampler threads) and
 /// the services of run `run_id`.
+///
+/// The services' pattern allows anything before the program's name: where the kernel runs
+/// the binary through an interpreter (qemu-user registered with binfmt_misc, as CI runs the
+/// aarch64 build), `/proc/PID/cmdline` is `/usr/bin/qemu-aarch64 /path/to/perf-metrics
+/// demo-service ...`, the interpreter first and the set argv0 replaced by the binary's path.
+/// The run id keeps the pattern to this run's services.
 pub(super) fn sampler_filters(run_id: &str) -> Vec<Pattern> {
     vec![
         Pattern::new(&fnmatch_literal(&own_command())),
         Pattern::new(&format!(
-            "{SERVICE_ARGV0} demo-service --service * --run {run_id} *"
+            "*{SERVICE_ARGV0} demo-service --service * --run {run_id} *"
         )),
     ]
 }
@@ -194,5 +200,19 @@ mod tests {
         ));
         assert!(p.matches("/a[1] demo-service --run 1 --service x"));
         assert!(!p.matches("/a[1] demo-service --run 2 --service x"));
+    }
+
+    #[test]
+    fn service_pattern_matches_behind_an_emulator_and_only_this_run() {
+        let services = &sampler_filters("42")[1];
+        let native = "perf-metrics demo-service --service robot-server --run 42 --seconds 5";
+        let emulated = "/usr/bin/qemu-aarch64 /work/target/perf-metrics demo-service \
+                        --service robot-server --run 42 --seconds 5";
+        assert!(services.matches(native));
+        assert!(services.matches(emulated));
+        assert!(!services.matches(
+            "perf-metrics demo-service --service robot-server --run 43 --seconds 5"
+        ));
+        assert!(!services.matches("perf-metrics demo --seconds 5"));
     }
 }
