@@ -121,6 +121,7 @@ impl<'a> RingView<'a> {
     /// A view over `slots`. Their number should be a power of two; otherwise only the
     /// largest power of two that fits is used (and an empty slice gives a ring that is
     /// always full), so no input makes the view index out of bounds.
+    #[inline]
     pub(crate) fn new(ctrl: &'a Control, slots: &'a [Slot]) -> Self {
         let len = slots.len() as u64;
         let usable = if len == 0 { 1 } else { 1 << len.ilog2() };
@@ -131,6 +132,7 @@ impl<'a> RingView<'a> {
         }
     }
 
+    #[inline]
     fn slot(&self, pos: u64) -> Option<&'a Slot> {
         // The mask keeps the index in range whatever `pos` a hostile writer left; `get`
         // covers the empty ring.
@@ -138,12 +140,15 @@ impl<'a> RingView<'a> {
     }
 
     /// Capacity in records.
+    #[inline]
     pub(crate) fn capacity(&self) -> u64 {
         self.mask + 1
     }
 
     /// Claims a position, writes `record` and publishes it. Lock-free; never waits for the
-    /// consumer. Returns the position written.
+    /// consumer. Returns the position written. `#[inline]` (like the callers up to
+    /// `Tracker`'s), so the producer's hot path inlines across crates without LTO.
+    #[inline]
     pub(crate) fn push(&self, record: &Record) -> Result<u64, PushError> {
         let ctrl = self.ctrl;
         let mut pos = ctrl.tail.0.load(Ordering::Relaxed);

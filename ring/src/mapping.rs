@@ -58,6 +58,7 @@ impl Mapped {
     }
 
     /// The protocol's view of this mapping.
+    #[inline]
     pub(crate) fn view(&self) -> RingView<'_> {
         let base = self.map.as_mut_ptr();
         // SAFETY: CONTROL_OFFSET + size_of::<Control>() lies inside the header page, the
