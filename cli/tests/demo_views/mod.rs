@@ -152,12 +152,13 @@ pub fn the_demo_exports_as_a_timeline_of_services_and_threads(
 
     // Counters: CPU and resident memory for each sampled service, in a process named
     // after its command line.
+    // (Under an emulator the command line starts with the interpreter: `contains`.)
     for name in services.keys() {
         let wanted = format!("perf-metrics demo-service --service {name} ");
         let (&pid, _) = trace
             .processes
             .iter()
-            .find(|(_, n)| n.starts_with(&wanted))
+            .find(|(_, n)| n.contains(&wanted))
             .unwrap_or_else(|| panic!("no counters for {name}: {:?}", trace.processes));
         let tracks = trace_rules::counter_tracks(&trace, pid);
         assert!(tracks.contains("CPU % of one core"), "{tracks:?}");
