@@ -58,8 +58,8 @@ fn dontfork_is_honoured() -> bool {
         // SAFETY: `residency` has one byte for the one page asked about; mincore only
         // reports, it never touches the page.
         let rc = unsafe { libc::mincore(page, len, residency.as_mut_ptr()) };
-        let unmapped = rc == -1
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM);
+        let unmapped =
+            rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM);
         exit_child(if unmapped { 0 } else { 1 });
     }
     let honoured = wait(child) == 0;

@@ -459,11 +459,14 @@ mod tests {
         let path = format!("/proc/{}/cmdline", child.id());
         let mut buf = Vec::new();
         let mut whole = false;
-        // The arguments appear once exec has finished.
+        // The arguments appear once exec has finished. Until then the child shows its
+        // parent's command line, not nothing, where spawn returns before the exec (qemu-user
+        // runs posix_spawn's vfork as a plain fork): wait for the full line itself.
+        let expected = format!("sh\0-c\0read x\0{long}\0").into_bytes();
         for _ in 0..500 {
             read_cmdline_at(&path, &mut buf).unwrap();
-            if !buf.is_empty() {
-                whole = buf == format!("sh\0-c\0read x\0{long}\0").into_bytes();
+            whole = buf == expected;
+            if whole {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -210,9 +210,8 @@ mod tests {
                         --service robot-server --run 42 --seconds 5";
         assert!(services.matches(native));
         assert!(services.matches(emulated));
-        assert!(!services.matches(
-            "perf-metrics demo-service --service robot-server --run 43 --seconds 5"
-        ));
+        assert!(!services
+            .matches("perf-metrics demo-service --service robot-server --run 43 --seconds 5"));
         assert!(!services.matches("perf-metrics demo --seconds 5"));
     }
 }
