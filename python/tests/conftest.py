@@ -79,6 +79,16 @@ def read_rows(storage_dir: Path) -> List[Row]:
     return rows
 
 
+# The drainer's lock in the ring directory (one consumer per directory); it stays there
+# between runs, like the storage directory's, and is not a ring.
+DRAINER_LOCK = ".perf-drainer.lock"
+
+
+def rings_in(shm_dir: Path) -> List[str]:
+    """The ring files in ``shm_dir``, sorted: everything but the drainer's lock."""
+    return sorted(p.name for p in shm_dir.iterdir() if p.name != DRAINER_LOCK)
+
+
 def drain_once(drainer: Path, shm_dir: Path, storage_dir: Path) -> str:
     """``perf-drainer once`` over the two directories; returns its output."""
     env = dict(os.environ)

@@ -4,7 +4,7 @@ writes exactly those rows."""
 import json
 from pathlib import Path
 
-from conftest import SERVICE_TOKEN, drain_once, read_rows, run_python
+from conftest import SERVICE_TOKEN, drain_once, read_rows, rings_in, run_python
 
 SERVICE = f"""
 import asyncio, json, time
@@ -78,7 +78,7 @@ def test_tracked_calls_reach_the_csv_exactly_once(tmp_path: Path, drainer_bin: P
     assert (storage / "robot_activity_data_headers").read_text() == "state,func_start,duration"
 
     # The dead producer's ring is gone, and draining again adds nothing.
-    assert list(shm.iterdir()) == []
+    assert rings_in(shm) == []
     drain_once(drainer_bin, shm, storage)
     assert read_rows(storage) == rows
 

@@ -9,7 +9,7 @@ from typing import List
 
 from performance_metrics import RobotActivityTracker, _native
 
-from conftest import STORAGE_DIR, Drain
+from conftest import STORAGE_DIR, Drain, rings_in
 
 TRACKER = RobotActivityTracker(STORAGE_DIR, should_track=True)
 
@@ -76,7 +76,7 @@ def test_multiprocessing_fork_pool_records_every_call(drain: Drain) -> None:
 
     rows = drain()
     assert sorted(r[0] for r in rows) == ["CALIBRATING"] + ["RUNNING_PROTOCOL"] * 20
-    rings = sorted(p.name for p in Path(os.environ["OT_PERFORMANCE_METRICS_SHM_DIR"]).iterdir())
+    rings = rings_in(Path(os.environ["OT_PERFORMANCE_METRICS_SHM_DIR"]))
     # Only this process's ring is left: the workers' were drained and removed.
     assert rings == [_native.ring_path().name]  # type: ignore[union-attr]
 
@@ -90,4 +90,4 @@ def test_multiprocessing_fork_process_that_never_tracks_leaves_no_ring(drain: Dr
     assert proc.exitcode == 0
     assert [r[0] for r in drain()] == ["CALIBRATING"]
     shm = Path(os.environ["OT_PERFORMANCE_METRICS_SHM_DIR"])
-    assert [p.name for p in shm.iterdir()] == [_native.ring_path().name]  # type: ignore[union-attr]
+    assert rings_in(shm) == [_native.ring_path().name]  # type: ignore[union-attr]
