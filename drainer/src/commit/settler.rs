@@ -103,7 +103,22 @@ pub(super) fn settle(
     requests
 }
 
+/// Nice value of the settling thread: compressing can wait, draining (and the services
+/// recording) should not. A weight, not a starvation: CFS still gives it about a tenth of a
+/// contended core, so pruning keeps up.
+const NICE: libc::c_int = 10;
+
 fn run(dir: &std::path::Path, keep: usize, mut failpoint: Failpoint, rx: &Receiver<Vec<Request>>) {
+    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+    // SAFETY: a system call without pointers; on Linux the nice value is per thread, so
+    // this lowers only the settling thread (its own tid).
+    let lowered = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, tid, NICE) };
+    if lowered != 0 {
+        log::debug!(
+            "cannot lower the priority of the thread compressing rotated files: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     let mut wanted: Vec<Request> = Vec::new();
     let mut retry_at: Option<Instant> = None;
     let merge = |wanted: &mut Vec<Request>, batch: Vec<Request>| {
