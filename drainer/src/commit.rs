@@ -439,6 +439,26 @@ mod tests {
     }
 
     #[test]
+    fn rotated_files_are_compressed_off_the_loop_and_finished_before_the_store_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = Rotation {
+            max_bytes: 16,
+            keep: 10,
+        };
+        let mut store = Store::load(dir.path(), true, Some(cap)).unwrap();
+        commit(&mut store, A);
+        // Rotates both tables; the settling thread compresses them meanwhile.
+        commit(&mut store, B);
+        drop(store);
+        for spec in [&ROBOT_ACTIVITY, &ROBOT_ACTIVITY_CONTEXT] {
+            let segs = archive::segments(dir.path(), spec).unwrap();
+            let found: Vec<(u64, bool)> = segs.iter().map(|s| (s.seq, s.compressed)).collect();
+            assert_eq!(found, [(1, true)], "{}", spec.name);
+            assert_eq!(archive::history(dir.path(), spec).unwrap(), [A, B].concat());
+        }
+    }
+
+    #[test]
     fn a_rotation_that_fails_half_way_still_checkpoints_the_new_live_file() {
         let dir = tempfile::tempdir().unwrap();
         let cap = Rotation {

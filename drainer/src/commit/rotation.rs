@@ -119,8 +119,6 @@ impl Store {
                     watched: true,
                 }),
                 Err(e) => {
-                    // Maybe renamed: settled by the next open, after the checkpoint.
-                    self.unsettled = true;
                     failed = Err(e);
                     break;
                 }
@@ -138,6 +136,10 @@ impl Store {
         }
         next.store(&self.dir)?;
         self.ckpt = next;
+        // A table that failed half way may have been renamed: its number is settled by the
+        // next open. Only now, with the checkpoint naming its new live file durable (had
+        // the store failed, the checkpoint in force could still name that number).
+        self.unsettled |= failed.is_err();
         failpoint.hit("rotate-checkpoint");
         // Only now may the numbered files be freed: nothing durable names them.
         self.hand_over(settle);
