@@ -30,6 +30,8 @@ flex_linker ?= aarch64-linux-gnu-gcc
 # rustc-web with libstd-rust-web-dev:arm64 brings one. Host builds keep the rustup rustc:
 # only the cross build is run with RUSTC=$(flex_rustc), in a target dir of its own.
 flex_rustc ?= $(firstword $(wildcard /usr/bin/rustc) rustc)
+# The rustdoc beside it: doctests of the cross build compile against the same std.
+flex_rustdoc ?= $(firstword $(wildcard $(dir $(flex_rustc))rustdoc) rustdoc)
 # maturin builds the aarch64 wheel (pip install 'maturin>=1.5,<2').
 MATURIN ?= maturin
 # The robot's glibc is 2.35: maturin refuses a wheel that needs more, and so does the
@@ -47,7 +49,7 @@ flex_version := $(shell sed -n 's/^version = "\(.*\)"/\1/p' cli/Cargo.toml | hea
 dist_dir ?= dist
 bundle_name = performance-metrics-flex-$(flex_version)
 bundle = $(dist_dir)/$(bundle_name).tar.gz
-flex_env = RUSTC=$(flex_rustc) CARGO_TARGET_DIR=$(flex_target_dir) \
+flex_env = RUSTC=$(flex_rustc) RUSTDOC=$(flex_rustdoc) CARGO_TARGET_DIR=$(flex_target_dir) \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(flex_linker)
 # One line naming what to install when the cross toolchain is missing.
 flex_apt := sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
@@ -118,7 +120,7 @@ build-flex: check-flex-toolchain ## Cross-build everything for the Flex (aarch64
 .PHONY: test-flex
 test-flex: check-flex-toolchain ## Cross-build and run the test suites under qemu-aarch64 (needs qemu-user, libc6:arm64)
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /" $(flex_env) \
-		$(CARGO) test --locked --release --target $(flex_target) --workspace --exclude perf-python
+		$(CARGO) test --locked --profile flex --target $(flex_target) --workspace --exclude perf-python
 
 .PHONY: push
 push: build-flex ## Ship the bundle to host= and run its install script (tracker=...-dev for the dev unit)
