@@ -49,7 +49,7 @@ flex_version := $(shell sed -n 's/^version = "\(.*\)"/\1/p' cli/Cargo.toml | hea
 dist_dir ?= dist
 bundle_name = performance-metrics-flex-$(flex_version)
 bundle = $(dist_dir)/$(bundle_name).tar.gz
-flex_env = RUSTC=$(flex_rustc) RUSTDOC=$(flex_rustdoc) CARGO_TARGET_DIR=$(flex_target_dir) \
+flex_env = RUSTC=$(flex_rustc) CARGO_TARGET_DIR=$(flex_target_dir) RUSTDOC=$(flex_rustdoc) \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(flex_linker)
 # One line naming what to install when the cross toolchain is missing.
 flex_apt := sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
