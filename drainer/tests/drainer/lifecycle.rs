@@ -1,9 +1,7 @@
 //! Rings coming and going while the daemon runs; shutdown; status.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use perf_ring::ProducerRing;
@@ -108,26 +106,7 @@ fn child_producer() {
 fn dead_producer_is_drained_then_removed() {
     let dirs = crate::dirs();
     let daemon = dirs.daemon("0.02");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "lifecycle::child_producer",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, &dirs.shm)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut path = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if let Some(p) = line.unwrap().strip_prefix("READY ") {
-            path = Some(PathBuf::from(p));
-            break;
-        }
-    }
-    let path = path.expect("child producer started");
+    let (mut child, path) = crate::spawn_self("lifecycle::child_producer", CHILD_ENV, &dirs.shm);
     wait_for("the child's rows", Duration::from_secs(10), || {
         dirs.rows().len() == CHILD_RECORDS as usize
     });

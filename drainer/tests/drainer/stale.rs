@@ -1,11 +1,9 @@
 //! A producer killed while creating its ring leaves the hidden temporary the ring was
 //! being built in: the drainer removes it once its creator is gone, never before.
 
-use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use perf_testkit::{count, wait_for};
@@ -49,26 +47,7 @@ fn child_half_made_ring() {
 fn a_temporary_left_by_a_killed_creator_is_removed() {
     let dirs = crate::dirs();
     let daemon = dirs.daemon("0.05");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "stale::child_half_made_ring",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, &dirs.shm)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut path = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if let Some(p) = line.unwrap().strip_prefix("READY ") {
-            path = Some(PathBuf::from(p));
-            break;
-        }
-    }
-    let path = path.expect("child started");
+    let (mut child, path) = crate::spawn_self("stale::child_half_made_ring", CHILD_ENV, &dirs.shm);
     // A hidden file that is not a ring's temporary: never touched.
     let notes = dirs.shm.join(".notes.tmp");
     std::fs::write(&notes, b"not a ring").unwrap();
