@@ -139,7 +139,11 @@ fn bad_entries_are_skipped_once_each_and_good_rings_drain() {
     // A file that changes its problem is reported again, once.
     let mut b = valid_bytes();
     put_u32(&mut b, 8, 9);
-    std::fs::write(dirs.shm.join("magic.ring"), b).unwrap();
+    // Replaced whole (hidden temporary, then rename), as a writing `fs::write` would race the
+    // scan: a scan between its truncate and its write sees a third problem, an empty file.
+    let tmp = dirs.shm.join(".magic.ring.new");
+    std::fs::write(&tmp, b).unwrap();
+    std::fs::rename(&tmp, dirs.shm.join("magic.ring")).unwrap();
     daemon.wait_log("unsupported format version 9", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(100));
     let (status, log) = daemon.terminate();
