@@ -1,17 +1,21 @@
 //! SIGTERM/SIGINT as a shutdown request, and a sleep that a signal cuts short.
 //!
 //! The first signal sets a flag and writes a byte to a socket pair (signal-hook's self-pipe);
-//! [`Shutdown::sleep_until`] blocks in `read` on the other end with a timeout, so it wakes at
-//! once on a signal and otherwise sleeps without polling. A second signal, arriving while the
+//! [`Shutdown::sleep_until`] blocks in `ppoll` on the other end with a timeout, so it wakes at
+//! once on a signal and otherwise does not wake before the deadline. A second signal, arriving while the
 //! flag is already set, ends the process at once with exit status
 //! [`FORCED_EXIT_STATUS`]: a stuck shutdown can still be interrupted from a terminal.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::time::TimeSpec;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Exit status when a second SIGTERM/SIGINT forces the exit.
@@ -103,7 +107,6 @@ impl Shutdown {
     /// Returns `true` if shutdown was requested (before or during the sleep), `false` when
     /// the deadline passed.
     pub fn sleep_until(&self, deadline: Instant) -> bool {
-        let mut buf = [0u8; 64];
         loop {
             if self.requested() {
                 return true;
@@ -113,19 +116,18 @@ impl Shutdown {
                 return false;
             }
             let wait = deadline - now;
-            if self.wake_rx.set_read_timeout(Some(wait)).is_err() {
-                // Cannot happen for a socket we own with a non-zero timeout; still, never spin.
-                std::thread::sleep(wait.min(Duration::from_millis(100)));
-                continue;
-            }
-            match (&self.wake_rx).read(&mut buf) {
-                // A wake-up byte: the loop re-checks the flag.
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
+            // One `ppoll` per sleep (a read with a timeout needed a `setsockopt` first): the
+            // tracker sleeps once a second for months, and every system call of its loop
+            // counts. Its timeout has nanosecond resolution, so the sleep does not end early.
+            let timeout = TimeSpec::from_duration(wait);
+            let mut fds = [PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
+            match ppoll(&mut fds, Some(timeout), None) {
+                // A wake-up byte: the flag is set (it is set before the byte is written). The
+                // byte is left in the socket, so that every sleeper, now and later, wakes:
+                // draining it would send another thread in `ppoll` back to sleep, as `ppoll`
+                // looks again before it returns.
+                Ok(_) | Err(Errno::EINTR) => {}
+                // Cannot happen for a descriptor we own; still, never spin.
                 Err(_) => std::thread::sleep(wait.min(Duration::from_millis(100))),
             }
         }
@@ -170,5 +172,29 @@ mod tests {
         t.join().unwrap();
         // Stays requested for every later sleep.
         assert!(s.sleep_until(Instant::now() + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn one_request_wakes_every_sleeper() {
+        // The demo runs both daemon loops in threads of one process on one Shutdown: the
+        // wake-up byte is drained by one of them, and neither may sleep on.
+        let s = Arc::new(Shutdown::new().unwrap());
+        let start = Instant::now();
+        let sleepers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || s.sleep_until(start + Duration::from_secs(30)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        s.request();
+        for t in sleepers {
+            assert!(t.join().unwrap());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

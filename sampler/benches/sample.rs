@@ -27,7 +27,8 @@ use perf_sampler::cmdline::format_command;
 use perf_sampler::fnmatch::Pattern;
 use perf_sampler::kept::ProcFiles;
 use perf_sampler::proc::{boot_time, read_cmdline_at, SystemInfo, Usage};
-use perf_sampler::sample::{write_row, Record, Sampler};
+use perf_sampler::row::{write_row, Record};
+use perf_sampler::sample::Sampler;
 use perf_table::{TableFile, SYSTEM_RESOURCE};
 
 /// Children spawned; the first [`FEW`] match the small filter, all match the large one.

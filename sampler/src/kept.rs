@@ -17,7 +17,7 @@
 //! is not handed out again while its process exists (even as a zombie), so all the
 //! descriptors are of the same process.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 
@@ -25,6 +25,7 @@ use crate::cmdline::format_command;
 use crate::cpu_clock::CpuClock;
 use crate::fnmatch::Pattern;
 use crate::proc::{read_whole, Skip, StatFields};
+use crate::row::FormattedRow;
 
 /// The open `/proc/PID` files of one process.
 #[derive(Debug)]
@@ -119,6 +120,8 @@ pub(crate) struct Known {
     pub(crate) read_at: Option<u64>,
     /// `stat`'s fields as last read, if it matched.
     pub(crate) stat: Option<StatFields>,
+    /// Its last row's fields, to be written again while its figures stay the same.
+    pub(crate) last_row: FormattedRow,
 }
 
 impl Known {
@@ -134,6 +137,7 @@ impl Known {
             clock: CpuClock::of(pid),
             read_at: None,
             stat: None,
+            last_row: FormattedRow::default(),
         }
     }
 
@@ -160,7 +164,7 @@ pub(crate) fn is_match(filters: &[Pattern], command: &str) -> bool {
 #[derive(Debug)]
 pub(crate) struct KeptTable {
     /// Processes other than kernel threads, by pid.
-    pub(crate) known: HashMap<i32, Known>,
+    pub(crate) known: FxHashMap<i32, Known>,
     /// Descriptors held by `known`.
     pub(crate) fds: usize,
     /// Most descriptors `known` may hold.

@@ -17,6 +17,7 @@ pub mod forks;
 pub mod kept;
 pub mod metrics;
 pub mod proc;
+pub mod row;
 pub mod run;
 pub mod sample;
 pub mod schedule;

@@ -27,12 +27,11 @@
 //! exec, a usermode helper before its exec) is kept like the others and read again
 //! whenever it has run.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use perf_table::Row;
 use procfs::process::Process;
 use procfs::{ProcError, ProcResult};
 
@@ -42,32 +41,10 @@ use crate::fnmatch::Pattern;
 use crate::forks::TaskCounters;
 use crate::kept::{is_match, KeptTable};
 use crate::metrics::{Tally, TrackerMetrics};
-use crate::proc::{read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo, Usage};
+use crate::proc::{read_cmdline, read_usage, BootTime, ProcFsError, Skip, SystemInfo};
+use crate::row::{write_row, Record};
 use crate::visit::{now_ns, visit, Scratch};
 use perf_daemon::fd_limit;
-
-/// One row of `system_resource_data`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record<'a> {
-    /// When the process was read, ns since the epoch (CLOCK_REALTIME).
-    pub query_time: u64,
-    /// The command line as the Python tracker formatted it.
-    pub command: &'a str,
-    /// CPU and memory.
-    pub usage: Usage,
-}
-
-/// Appends `record` to `buf` as one CSV row in the Python tracker's column order and format.
-pub fn write_row(buf: &mut Vec<u8>, record: &Record<'_>) {
-    Row::new(buf)
-        .uint(record.query_time)
-        .str(record.command)
-        .float(record.usage.running_since)
-        .float(record.usage.user_cpu_time)
-        .float(record.usage.system_cpu_time)
-        .float(record.usage.memory_percent)
-        .end();
-}
 
 /// Counts for one sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,9 +93,9 @@ pub struct Sampler {
     btime: BootTime,
     kept: KeptTable,
     /// Kernel threads: pid → inode of /proc/PID.
-    kthreads: HashMap<i32, u64>,
+    kthreads: FxHashMap<i32, u64>,
     /// The map being built by the current sample (swapped with `kthreads` at its end).
-    next_kthreads: HashMap<i32, u64>,
+    next_kthreads: FxHashMap<i32, u64>,
     /// Usage by command line, published to the metrics after each sample, when they are on.
     metrics: Option<(TrackerMetrics, Tally)>,
 }
@@ -158,13 +135,13 @@ impl Sampler {
             listing_complete: false,
             btime: BootTime::default(),
             kept: KeptTable {
-                known: HashMap::new(),
+                known: FxHashMap::default(),
                 fds: 0,
                 budget: fd_budget,
                 out_of_fds_logged: false,
             },
-            kthreads: HashMap::new(),
-            next_kthreads: HashMap::new(),
+            kthreads: FxHashMap::default(),
+            next_kthreads: FxHashMap::default(),
             metrics: None,
         }
     }

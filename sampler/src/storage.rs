@@ -232,7 +232,8 @@ impl Storage {
             }
         }
         if !self.pending.is_empty() {
-            table.append(&self.pending)?;
+            // Followed (or opened, or rotated) just above, with nothing in between.
+            table.append_followed(&self.pending)?;
             // Appended: from here on a retry would duplicate rows, so they leave `pending`
             // even if the sync below fails.
             self.pending.clear();

@@ -8,7 +8,7 @@
 //! and then remembered by pid and inode. Whatever one process does (exit, turn zombie,
 //! refuse reading) is a [`Skip`] for that process alone.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cpu_clock::CpuClock;
@@ -16,7 +16,8 @@ use crate::fnmatch::Pattern;
 use crate::kept::{KeptTable, Known, ProcFiles};
 use crate::metrics::Tally;
 use crate::proc::{parse_stat, parse_statm_resident, Skip, SystemInfo, Usage};
-use crate::sample::{write_row, Record, SampleStats};
+use crate::row::{FormattedRow, Record};
+use crate::sample::SampleStats;
 
 /// Now, in ns since the epoch (CLOCK_REALTIME): a row's `query_time`.
 pub(crate) fn now_ns() -> u64 {
@@ -68,7 +69,7 @@ impl Scratch<'_> {
         }
         let resident = parse_statm_resident(self.statm).ok_or_else(|| malformed("statm"))?;
         let usage = Usage::from_fields(&stat, resident, self.info, self.btime)?;
-        self.write(query_time, &known.command, &usage);
+        self.write(query_time, &known.command, &usage, &mut known.last_row);
         known.stat = Some(stat);
         known.read_at = cpu;
         Ok(())
@@ -79,7 +80,7 @@ impl Scratch<'_> {
     /// `None` if that cannot be done and the process needs reading in full: its `statm` is
     /// not kept, or reads as no resident memory at all (what a process exiting right now
     /// shows).
-    fn unchanged_row(&mut self, known: &Known) -> Option<Result<(), Skip>> {
+    fn unchanged_row(&mut self, known: &mut Known) -> Option<Result<(), Skip>> {
         let stat = known.stat?;
         let query_time = now_ns();
         if let Err(skip) = known.files.read_statm(self.statm)? {
@@ -87,12 +88,12 @@ impl Scratch<'_> {
         }
         let resident = parse_statm_resident(self.statm).filter(|&pages| pages > 0)?;
         let usage = Usage::from_fields(&stat, resident, self.info, self.btime).ok()?;
-        self.write(query_time, &known.command, &usage);
+        self.write(query_time, &known.command, &usage, &mut known.last_row);
         Some(Ok(()))
     }
 
-    fn write(&mut self, query_time: u64, command: &str, usage: &Usage) {
-        write_row(
+    fn write(&mut self, query_time: u64, command: &str, usage: &Usage, last: &mut FormattedRow) {
+        last.write(
             self.out,
             &Record {
                 query_time,
@@ -147,8 +148,8 @@ fn visit_unchanged(
 /// Reads one listed process, `(pid, inode of /proc/PID)`, in sample `samples`.
 pub(crate) fn visit(
     kept: &mut KeptTable,
-    kthreads: &HashMap<i32, u64>,
-    next_kthreads: &mut HashMap<i32, u64>,
+    kthreads: &FxHashMap<i32, u64>,
+    next_kthreads: &mut FxHashMap<i32, u64>,
     filters: &[Pattern],
     samples: u64,
     (pid, ino): (i32, u64),

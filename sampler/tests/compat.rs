@@ -2,7 +2,7 @@
 //! for the rows of the compat fixture (`table/tests/compat/`, read by `perf-testkit`).
 
 use perf_sampler::proc::Usage;
-use perf_sampler::sample::{write_row, Record};
+use perf_sampler::row::{write_row, Record};
 use perf_sampler::storage::Storage;
 use perf_testkit::compat;
 

@@ -130,6 +130,10 @@ pub struct TableFile {
     ino: u64,
     /// Bytes past `len` may be on disk from a failed write and must be cut first.
     dirty_tail: bool,
+    /// `len` was compared with the file by [`TableFile::follow`] (or found by opening it),
+    /// and nothing was done to the file through this writer since: see
+    /// [`TableFile::append_followed`].
+    checked: bool,
 }
 
 impl TableFile {
@@ -167,6 +171,7 @@ impl TableFile {
             dev: meta.dev(),
             ino: meta.ino(),
             dirty_tail: false,
+            checked: true,
         })
     }
 
@@ -207,9 +212,12 @@ impl TableFile {
     /// Returns what changed (already logged), so a caller that records the file's length
     /// (the drainer's checkpoint) can record the new one before appending.
     pub fn follow(&mut self) -> Result<Option<ExternalChange>, TableError> {
+        // The length of the file at the path, if it is still the open one: the same inode,
+        // so the length `fstat` would give.
         let same = match fs::symlink_metadata(&self.path) {
-            Ok(m) => m.is_file() && (m.dev(), m.ino()) == (self.dev, self.ino),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Ok(m) if m.is_file() && (m.dev(), m.ino()) == (self.dev, self.ino) => Some(m.len()),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(TableError::Open {
                     path: self.path.clone(),
@@ -217,8 +225,10 @@ impl TableFile {
                 })
             }
         };
-        if same {
-            return self.resync();
+        if let Some(size) = same {
+            let change = self.resync(Some(size))?;
+            self.checked = true;
+            return Ok(change);
         }
         let reopened = TableFile::open(&self.dir, &self.spec)?;
         // Rows already appended to the old file (now under another name) stay durable
@@ -234,12 +244,18 @@ impl TableFile {
         Ok(Some(ExternalChange::Replaced))
     }
 
-    /// Compares the remembered length with the open file's and adopts the file's.
-    fn resync(&mut self) -> Result<Option<ExternalChange>, TableError> {
-        if self.dirty_tail {
-            self.truncate(self.len)?;
-        }
-        let size = self.size()?;
+    /// Compares the remembered length with the open file's (`size`, if just read) and
+    /// adopts the file's.
+    fn resync(&mut self, size: Option<u64>) -> Result<Option<ExternalChange>, TableError> {
+        let size = match size {
+            Some(size) if !self.dirty_tail => size,
+            _ => {
+                if self.dirty_tail {
+                    self.truncate(self.len)?;
+                }
+                self.size()?
+            }
+        };
         let change = match size.cmp(&self.len) {
             std::cmp::Ordering::Equal => return Ok(None),
             std::cmp::Ordering::Less => {
@@ -286,7 +302,25 @@ impl TableFile {
     /// A file cut or grown by someone else since the last append is noticed first (logged
     /// once) and appended to at its real end, never at the remembered length.
     pub fn append(&mut self, rows: &[u8]) -> Result<(), TableError> {
-        self.resync()?;
+        self.checked = false;
+        self.resync(None)?;
+        self.write_rows(rows)
+    }
+
+    /// [`TableFile::append`] for a caller that has just called [`TableFile::follow`] (or
+    /// opened the file), with nothing in between: the length `follow` compared is used
+    /// instead of comparing it again, one `fstat` less. The tracker appends once a sample,
+    /// for months, right after following. A file cut between the two is appended to at its
+    /// real end all the same (`O_APPEND`), and noticed at the next `follow`; a caller that
+    /// records lengths durably between the two (the drainer's checkpoint) uses `append`.
+    pub fn append_followed(&mut self, rows: &[u8]) -> Result<(), TableError> {
+        if !std::mem::take(&mut self.checked) {
+            self.resync(None)?;
+        }
+        self.write_rows(rows)
+    }
+
+    fn write_rows(&mut self, rows: &[u8]) -> Result<(), TableError> {
         if let Err(source) = (&self.file).write_all(rows) {
             self.dirty_tail = true;
             // Best effort now; if it fails the next append retries it first.
@@ -313,6 +347,7 @@ impl TableFile {
     /// Never lengthens it: a file already shorter (cut by someone else) is left as it is
     /// and its real length adopted, since extending it would write a hole of NUL bytes.
     pub fn truncate(&mut self, len: u64) -> Result<(), TableError> {
+        self.checked = false;
         let err = |source| TableError::Truncate {
             path: self.path.clone(),
             len,

@@ -1,6 +1,7 @@
 //! What other tools (logrotate, people, an attacker with write access to the storage
 //! directory) do to the files under a writer that keeps them open.
 
+use std::io::Write;
 use std::os::unix::fs::symlink;
 
 use perf_table::{ExternalChange, Row, TableFile, ROBOT_ACTIVITY};
@@ -71,6 +72,47 @@ fn follow_reports_a_shrink_before_the_append() {
     );
     assert_eq!(table.follow().unwrap(), None);
     assert_eq!(table.len(), 0);
+}
+
+#[test]
+fn append_followed_compares_again_unless_follow_just_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = TableFile::open(dir.path(), &ROBOT_ACTIVITY).unwrap();
+    // Right after opening or following, the length just compared is used.
+    table.append_followed(&row(1)).unwrap();
+    assert_eq!(table.follow().unwrap(), None);
+    table.append_followed(&row(2)).unwrap();
+    assert_eq!(table.len(), [row(1), row(2)].concat().len() as u64);
+    // After an append the next one compares again: a cut since is noticed, no hole left.
+    copytruncate(&table, &dir.path().join("copy"));
+    table.append_followed(&row(3)).unwrap();
+    assert_eq!(std::fs::read(table.path()).unwrap(), row(3));
+    assert_eq!(table.len(), row(3).len() as u64);
+    // A cut between `follow` and the append is appended after all the same (O_APPEND),
+    // and the length is put right by the next `follow`.
+    assert_eq!(table.follow().unwrap(), None);
+    copytruncate(&table, &dir.path().join("copy2"));
+    table.append_followed(&row(4)).unwrap();
+    let live = std::fs::read(table.path()).unwrap();
+    assert_eq!(live, row(4));
+    assert_eq!(
+        table.follow().unwrap(),
+        Some(ExternalChange::Shrunk {
+            from: [row(3), row(4)].concat().len() as u64,
+            to: row(4).len() as u64
+        })
+    );
+    assert_eq!(table.len(), live.len() as u64);
+    // A cut back through the writer (a failed commit's) is compared again too.
+    table.truncate(0).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(table.path())
+        .unwrap()
+        .write_all(&row(5))
+        .unwrap();
+    table.append_followed(&row(6)).unwrap();
+    assert_eq!(table.len(), [row(5), row(6)].concat().len() as u64);
 }
 
 #[test]
