@@ -43,9 +43,13 @@ fn full_then_read_only_storage_keeps_records_and_recovers() {
         }
     };
     push(100);
-    wait_for("first rows", Duration::from_secs(10), || {
-        dirs.rows().len() == 100
+    // Committed, not just appended: the rows are released only after both tables and the
+    // checkpoint are durable. Filling the disk between the two appends, or before the
+    // checkpoint, would roll the round back below the lengths taken here.
+    wait_for("first rows committed", Duration::from_secs(10), || {
+        ring.counters().released == 100
     });
+    assert_eq!(dirs.rows().len(), 100);
 
     // Full: nothing is consumed while it lasts, the cause is logged once.
     let filler = fs.fill("filler", 0);
@@ -79,6 +83,9 @@ fn full_then_read_only_storage_keeps_records_and_recovers() {
         || dirs.complete_rows() == 5_100,
     );
     daemon.wait_log("storage is writable again", Duration::from_secs(5));
+    wait_for("the rows committed", Duration::from_secs(10), || {
+        ring.counters().released == 5_100
+    });
 
     // Read-only: the same.
     fs.remount("ro");
