@@ -2,8 +2,8 @@
 //!
 //! The first signal sets a flag and writes a byte to a socket pair (signal-hook's self-pipe);
 //! [`Shutdown::sleep_until`] blocks in `ppoll` on the other end with a timeout, so it wakes at
-//! once on a signal and otherwise does not wake before the deadline. A second signal, arriving while the
-//! flag is already set, ends the process at once with exit status
+//! once on a signal and otherwise not before the deadline. A second signal, arriving while
+//! the flag is already set, ends the process at once with exit status
 //! [`FORCED_EXIT_STATUS`]: a stuck shutdown can still be interrupted from a terminal.
 
 use std::io::{self, Write};
@@ -176,8 +176,8 @@ mod tests {
 
     #[test]
     fn one_request_wakes_every_sleeper() {
-        // The demo runs both daemon loops in threads of one process on one Shutdown: the
-        // wake-up byte is drained by one of them, and neither may sleep on.
+        // The demo runs both daemon loops in threads of one process on one Shutdown: if one
+        // of them drained the wake-up byte, the other would sleep on to its deadline.
         let s = Arc::new(Shutdown::new().unwrap());
         let start = Instant::now();
         let sleepers: Vec<_> = (0..2)
